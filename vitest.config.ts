@@ -1,0 +1,29 @@
+import { defineConfig } from 'vitest/config';
+
+// Two projects: `unit` runs pure code only; `api` runs against the real kube-apiserver that
+// test/global-setup.ts starts once per run (files named *.api.test.ts), and `net` needs
+// network namespaces (files named *.net.test.ts).
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/**/*.api.test.ts', 'test/**/*.net.test.ts'],
+        },
+      },
+      {
+        test: {
+          name: 'api',
+          include: ['test/**/*.api.test.ts'],
+          globalSetup: ['test/global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          fileParallelism: true,
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+});
