@@ -1,0 +1,57 @@
+/**
+ * Server-side apply of plain manifests, for the demo, the tests and `deploy/`. Knows the
+ * resource paths of the kinds Portico ships or touches; anything else is an error, not a guess.
+ */
+import { loadAllYaml } from '@kubernetes/client-node';
+import type { KubeClient } from './rest.js';
+
+export interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
+const RESOURCES: Record<string, { plural: string; namespaced: boolean }> = {
+  'v1/Namespace': { plural: 'namespaces', namespaced: false },
+  'v1/Service': { plural: 'services', namespaced: true },
+  'v1/Endpoints': { plural: 'endpoints', namespaced: true },
+  'v1/ServiceAccount': { plural: 'serviceaccounts', namespaced: true },
+  'v1/Node': { plural: 'nodes', namespaced: false },
+  'v1/ConfigMap': { plural: 'configmaps', namespaced: true },
+  'apps/v1/Deployment': { plural: 'deployments', namespaced: true },
+  'apps/v1/DaemonSet': { plural: 'daemonsets', namespaced: true },
+  'discovery.k8s.io/v1/EndpointSlice': { plural: 'endpointslices', namespaced: true },
+  'apiextensions.k8s.io/v1/CustomResourceDefinition': { plural: 'customresourcedefinitions', namespaced: false },
+  'rbac.authorization.k8s.io/v1/ClusterRole': { plural: 'clusterroles', namespaced: false },
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': { plural: 'clusterrolebindings', namespaced: false },
+  'rbac.authorization.k8s.io/v1/Role': { plural: 'roles', namespaced: true },
+  'rbac.authorization.k8s.io/v1/RoleBinding': { plural: 'rolebindings', namespaced: true },
+  'coordination.k8s.io/v1/Lease': { plural: 'leases', namespaced: true },
+  'portico.dev/v1alpha1/AddressPool': { plural: 'addresspools', namespaced: false },
+};
+
+/** The REST path of one object (`namespace` fills in for manifests that name none). */
+export function objectPath(manifest: Pick<Manifest, 'apiVersion' | 'kind' | 'metadata'>, namespace = 'default'): string {
+  const resource = RESOURCES[`${manifest.apiVersion}/${manifest.kind}`];
+  if (!resource) throw new Error(`unknown kind ${manifest.apiVersion} ${manifest.kind}`);
+  const prefix = manifest.apiVersion.includes('/') ? `/apis/${manifest.apiVersion}` : `/api/${manifest.apiVersion}`;
+  const ns = resource.namespaced ? `/namespaces/${manifest.metadata.namespace ?? namespace}` : '';
+  return `${prefix}${ns}/${resource.plural}/${manifest.metadata.name}`;
+}
+
+export function parseManifests(yamlText: string): Manifest[] {
+  return loadAllYaml(yamlText).filter((doc): doc is Manifest => doc !== null && typeof doc === 'object' && 'kind' in doc);
+}
+
+export async function applyManifest<T = Manifest>(client: KubeClient, manifest: Manifest, namespace = 'default', fieldManager = 'portico'): Promise<T> {
+  const resource = RESOURCES[`${manifest.apiVersion}/${manifest.kind}`];
+  const body = resource?.namespaced ? { ...manifest, metadata: { ...manifest.metadata, namespace: manifest.metadata.namespace ?? namespace } } : manifest;
+  return client.request<T>('PATCH', objectPath(manifest, namespace), { body, patchType: 'apply', query: { fieldManager, force: true } });
+}
+
+export async function applyYaml(client: KubeClient, yamlText: string, namespace = 'default'): Promise<Manifest[]> {
+  const applied: Manifest[] = [];
+  for (const manifest of parseManifests(yamlText)) applied.push(await applyManifest(client, manifest, namespace));
+  return applied;
+}

@@ -1,0 +1,271 @@
+/**
+ * A list+watch cache of one resource, like client-go's reflector + informer:
+ * - any watch error restarts the watch with exponential backoff (client-node's own informer
+ *   stops for good on non-410 errors);
+ * - 410 Gone (expired resourceVersion) relists and emits the difference;
+ * - a watchdog aborts a watch that went silent (no event and no bookmark) and re-watches.
+ */
+import type { Logger } from 'pino';
+import { systemClock, type Clock } from './clock.js';
+import { KubeApiError, type KubeClient, type WatchEvent } from './rest.js';
+
+export interface KubeObject {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string; uid?: string };
+}
+
+export interface InformerHandlers<T> {
+  onAdd?(object: T): void;
+  onUpdate?(previous: T, object: T): void;
+  onDelete?(object: T): void;
+}
+
+export interface InformerOptions {
+  /** Collection path, e.g. `/api/v1/services` or `/apis/portico.dev/v1alpha1/addresspools`. */
+  path: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  pageSize?: number;
+  /** A watch with no event or bookmark for this long is considered stalled and restarted. */
+  stallTimeoutMs?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/** Watches are recycled by the server within 5-10 minutes (jittered, as client-go does). */
+const MIN_WATCH_TIMEOUT_S = 300;
+const DEFAULT_STALL_TIMEOUT_MS = 150_000; // the apiserver sends bookmarks about once a minute
+const DEFAULT_BACKOFF_BASE_MS = 500;
+const DEFAULT_BACKOFF_MAX_MS = 30_000;
+
+class GoneError extends Error {}
+
+export function objectKey(object: KubeObject): string {
+  const { namespace, name } = object.metadata ?? {};
+  return namespace ? `${namespace}/${name ?? ''}` : (name ?? '');
+}
+
+interface ListResponse<T> {
+  items?: T[];
+  metadata?: { resourceVersion?: string; continue?: string };
+}
+
+export class Informer<T extends KubeObject> {
+  private readonly store = new Map<string, T>();
+  private readonly handlers: InformerHandlers<T>[] = [];
+  private synced = false;
+  private readonly syncWaiters: (() => void)[] = [];
+  private resourceVersion = '';
+  private readonly clock: Clock;
+  /** Counts relists and watch restarts, for tests and metrics. */
+  readonly stats = { lists: 0, watches: 0, errors: 0, stalls: 0 };
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly options: InformerOptions,
+  ) {
+    this.clock = options.clock ?? systemClock;
+  }
+
+  on(handlers: InformerHandlers<T>): void {
+    this.handlers.push(handlers);
+  }
+
+  get(key: string): T | undefined {
+    return this.store.get(key);
+  }
+
+  list(): T[] {
+    return [...this.store.values()];
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  waitForSync(): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  /** Runs until the signal aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    let needList = true;
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        if (needList) {
+          await this.relist(signal);
+          needList = false;
+        }
+        await this.watchOnce(signal);
+        failures = 0;
+      } catch (error) {
+        if (signal.aborted) break;
+        this.stats.errors++;
+        if (error instanceof GoneError) {
+          this.options.logger?.info({ path: this.options.path }, 'resourceVersion expired; relisting');
+          needList = true;
+          continue;
+        }
+        failures++;
+        const base = this.options.backoffBaseMs ?? DEFAULT_BACKOFF_BASE_MS;
+        const max = this.options.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS;
+        const delay = Math.min(max, base * 2 ** Math.min(failures - 1, 20));
+        this.options.logger?.warn({ path: this.options.path, err: error, retryInMs: delay }, 'list/watch failed; retrying');
+        try {
+          await this.clock.sleep(delay, signal);
+        } catch {
+          break;
+        }
+      }
+    }
+  }
+
+  private async relist(signal: AbortSignal): Promise<void> {
+    this.stats.lists++;
+    const items: T[] = [];
+    let continueToken: string | undefined;
+    let resourceVersion = '';
+    do {
+      let page: ListResponse<T>;
+      try {
+        page = await this.client.request<ListResponse<T>>('GET', this.options.path, {
+          query: {
+            limit: this.options.pageSize ?? 500,
+            continue: continueToken,
+            labelSelector: this.options.labelSelector,
+            fieldSelector: this.options.fieldSelector,
+          },
+          signal,
+        });
+      } catch (error) {
+        // An expired continue token: start the list again from the top.
+        if (error instanceof KubeApiError && error.isGone && continueToken) {
+          continueToken = undefined;
+          items.length = 0;
+          continue;
+        }
+        throw error;
+      }
+      items.push(...(page.items ?? []));
+      continueToken = page.metadata?.continue || undefined;
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+    } while (continueToken);
+    this.replace(items);
+    this.resourceVersion = resourceVersion;
+    if (!this.synced) {
+      this.synced = true;
+      for (const resolve of this.syncWaiters.splice(0)) resolve();
+    }
+  }
+
+  /** Makes the store equal to `items`, emitting the adds, updates and deletes in between. */
+  private replace(items: T[]): void {
+    const seen = new Set<string>();
+    for (const item of items) {
+      const key = objectKey(item);
+      seen.add(key);
+      this.upsert(key, item);
+    }
+    for (const [key, old] of [...this.store]) {
+      if (!seen.has(key)) {
+        this.store.delete(key);
+        this.emit((h) => h.onDelete?.(old));
+      }
+    }
+  }
+
+  private upsert(key: string, item: T): void {
+    const old = this.store.get(key);
+    this.store.set(key, item);
+    if (!old) this.emit((h) => h.onAdd?.(item));
+    else if (old.metadata?.resourceVersion !== item.metadata?.resourceVersion) this.emit((h) => h.onUpdate?.(old, item));
+  }
+
+  private emit(call: (handlers: InformerHandlers<T>) => void): void {
+    for (const handlers of this.handlers) {
+      try {
+        call(handlers);
+      } catch (error) {
+        this.options.logger?.error({ err: error, path: this.options.path }, 'informer handler threw');
+      }
+    }
+  }
+
+  private async watchOnce(outer: AbortSignal): Promise<void> {
+    this.stats.watches++;
+    const controller = new AbortController();
+    const onAbort = (): void => controller.abort();
+    outer.addEventListener('abort', onAbort, { once: true });
+    const stallMs = this.options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+    let stalled = false;
+    let cancelWatchdog = (): void => undefined;
+    const armWatchdog = (): void => {
+      cancelWatchdog();
+      cancelWatchdog = this.clock.setTimer(() => {
+        stalled = true;
+        this.stats.stalls++;
+        this.options.logger?.warn({ path: this.options.path, stallMs }, 'watch silent too long; restarting it');
+        controller.abort();
+      }, stallMs);
+    };
+    armWatchdog();
+    let gone = false;
+    try {
+      await this.client.watch<T>(
+        this.options.path,
+        {
+          resourceVersion: this.resourceVersion,
+          allowWatchBookmarks: true,
+          timeoutSeconds: MIN_WATCH_TIMEOUT_S + Math.floor(Math.random() * MIN_WATCH_TIMEOUT_S),
+          labelSelector: this.options.labelSelector,
+          fieldSelector: this.options.fieldSelector,
+        },
+        (event: WatchEvent<T>) => {
+          armWatchdog();
+          if (gone) return;
+          this.apply(event, () => {
+            gone = true;
+            controller.abort();
+          });
+        },
+        controller.signal,
+      );
+    } finally {
+      cancelWatchdog();
+      outer.removeEventListener('abort', onAbort);
+    }
+    if (gone) throw new GoneError('resourceVersion too old');
+    if (stalled) throw new Error('watch stalled');
+  }
+
+  private apply(event: WatchEvent<T>, onGone: () => void): void {
+    const rv = event.object.metadata?.resourceVersion;
+    switch (event.type) {
+      case 'ADDED':
+      case 'MODIFIED':
+        this.upsert(objectKey(event.object), event.object);
+        break;
+      case 'DELETED': {
+        const key = objectKey(event.object);
+        const old = this.store.get(key);
+        this.store.delete(key);
+        this.emit((h) => h.onDelete?.(old ?? event.object));
+        break;
+      }
+      case 'BOOKMARK':
+        break;
+      case 'ERROR': {
+        const status = event.object as unknown as { code?: number; message?: string };
+        if (status.code === 410) {
+          onGone();
+          return;
+        }
+        throw new KubeApiError(status.code ?? 0, 'WatchError', status.message ?? 'watch error');
+      }
+    }
+    if (rv) this.resourceVersion = rv;
+  }
+}

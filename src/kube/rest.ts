@@ -1,0 +1,207 @@
+/**
+ * A thin JSON client for the Kubernetes REST API: one keep-alive connection pool, TLS and
+ * credentials from @kubernetes/client-node's KubeConfig, typed errors. Everything Portico says
+ * to the API server goes through here, so retries, timeouts and errors are handled one way.
+ */
+import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { createInterface } from 'node:readline';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+export type PatchType = 'merge' | 'json' | 'strategic' | 'apply';
+
+const PATCH_CONTENT_TYPES: Record<PatchType, string> = {
+  merge: 'application/merge-patch+json',
+  json: 'application/json-patch+json',
+  strategic: 'application/strategic-merge-patch+json',
+  apply: 'application/apply-patch+yaml',
+};
+
+/** An API server answer other than 2xx, with the fields a caller decides on. */
+export class KubeApiError extends Error {
+  readonly status: number;
+  readonly reason: string;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(status: number, reason: string, message: string, retryAfterMs?: number) {
+    super(message);
+    this.name = 'KubeApiError';
+    this.status = status;
+    this.reason = reason;
+    this.retryAfterMs = retryAfterMs;
+  }
+
+  get isNotFound(): boolean {
+    return this.status === 404;
+  }
+  get isConflict(): boolean {
+    return this.status === 409;
+  }
+  get isGone(): boolean {
+    return this.status === 410;
+  }
+  /** Server-side trouble or throttling: worth retrying with backoff. */
+  get retryable(): boolean {
+    return this.status === 429 || this.status >= 500 || this.status === 0;
+  }
+}
+
+export function isKubeError(error: unknown, status?: number): error is KubeApiError {
+  return error instanceof KubeApiError && (status === undefined || error.status === status);
+}
+
+export interface RequestParams {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  patchType?: PatchType;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+export interface WatchEvent<T> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: T;
+}
+
+/** The interface the rest of Portico depends on (narrow, so tests can hand in a fake). */
+export interface KubeClient {
+  request<T>(method: string, path: string, params?: RequestParams): Promise<T>;
+  /** Streams watch events until the server closes, the signal aborts, or an error; resolves on close. */
+  watch<T>(path: string, query: Record<string, string | number | boolean | undefined>, onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal): Promise<void>;
+}
+
+interface Connection {
+  base: URL;
+  options: RequestOptions;
+  agent: Agent | undefined;
+  expires: number;
+}
+
+/** Credentials are re-read this often, so rotated service-account tokens are picked up. */
+const CREDENTIAL_REFRESH_MS = 60_000;
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+export class RestClient implements KubeClient {
+  private connection: Connection | undefined;
+
+  constructor(
+    private readonly kubeConfig: KubeConfig,
+    private readonly userAgent = 'portico',
+    private readonly maxSockets = 64,
+  ) {}
+
+  private async connect(): Promise<Connection> {
+    if (this.connection && this.connection.expires > Date.now()) return this.connection;
+    const cluster = this.kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    const options: RequestOptions = { headers: {} };
+    await this.kubeConfig.applyToHTTPSOptions(options);
+    const base = new URL(cluster.server);
+    const previous = this.connection?.agent;
+    const agent =
+      base.protocol === 'https:'
+        ? new Agent({
+            keepAlive: true,
+            maxSockets: this.maxSockets,
+            ca: options.ca,
+            cert: options.cert,
+            key: options.key,
+            rejectUnauthorized: options.rejectUnauthorized,
+            servername: options.servername,
+          })
+        : undefined;
+    this.connection = { base, options, agent, expires: Date.now() + CREDENTIAL_REFRESH_MS };
+    // Let in-flight requests on the old pool finish; idle sockets close.
+    if (previous) setTimeout(() => previous.destroy(), DEFAULT_TIMEOUT_MS).unref();
+    return this.connection;
+  }
+
+  private async open(method: string, path: string, params: RequestParams, accept: string): Promise<IncomingMessage> {
+    const connection = await this.connect();
+    const url = new URL(connection.base.pathname.replace(/\/$/, '') + path, connection.base);
+    for (const [key, value] of Object.entries(params.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const headers: Record<string, string> = {
+      ...(connection.options.headers as Record<string, string>),
+      accept,
+      'user-agent': this.userAgent,
+    };
+    let payload: string | undefined;
+    if (params.body !== undefined) {
+      payload = JSON.stringify(params.body);
+      headers['content-type'] = params.patchType ? PATCH_CONTENT_TYPES[params.patchType] : 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(payload));
+    }
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      const req = send(url, { method, headers, agent: connection.agent, signal: params.signal }, resolve);
+      req.on('error', reject);
+      if (params.timeoutMs !== undefined && params.timeoutMs > 0) {
+        req.setTimeout(params.timeoutMs, () => req.destroy(new KubeApiError(0, 'Timeout', `${method} ${path}: no answer in ${params.timeoutMs} ms`)));
+      }
+      req.end(payload);
+    });
+  }
+
+  async request<T>(method: string, path: string, params: RequestParams = {}): Promise<T> {
+    let response: IncomingMessage;
+    try {
+      response = await this.open(method, path, { timeoutMs: DEFAULT_TIMEOUT_MS, ...params }, 'application/json');
+    } catch (error) {
+      if (error instanceof KubeApiError || params.signal?.aborted) throw error;
+      throw new KubeApiError(0, 'ConnectionFailed', `${method} ${path}: ${(error as Error).message}`);
+    }
+    const chunks: Buffer[] = [];
+    for await (const chunk of response) chunks.push(chunk as Buffer);
+    const text = Buffer.concat(chunks).toString('utf8');
+    const status = response.statusCode ?? 0;
+    if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
+    throw errorFromResponse(method, path, status, text, response.headers['retry-after']);
+  }
+
+  async watch<T>(
+    path: string,
+    query: Record<string, string | number | boolean | undefined>,
+    onEvent: (event: WatchEvent<T>) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    let response: IncomingMessage;
+    try {
+      response = await this.open('GET', path, { query: { ...query, watch: true }, signal }, 'application/json');
+    } catch (error) {
+      if (signal.aborted) return;
+      throw new KubeApiError(0, 'ConnectionFailed', `watch ${path}: ${(error as Error).message}`);
+    }
+    const status = response.statusCode ?? 0;
+    if (status !== 200) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of response) chunks.push(chunk as Buffer);
+      throw errorFromResponse('GET', path, status, Buffer.concat(chunks).toString('utf8'), response.headers['retry-after']);
+    }
+    const lines = createInterface({ input: response, crlfDelay: Infinity });
+    try {
+      for await (const line of lines) {
+        if (!line.trim()) continue;
+        onEvent(JSON.parse(line) as WatchEvent<T>);
+      }
+    } catch (error) {
+      if (signal.aborted) return;
+      throw new KubeApiError(0, 'WatchBroken', `watch ${path}: ${(error as Error).message}`);
+    }
+  }
+}
+
+function errorFromResponse(method: string, path: string, status: number, text: string, retryAfter: string | undefined): KubeApiError {
+  let reason = 'Unknown';
+  let message = text.slice(0, 500);
+  try {
+    const body = JSON.parse(text) as { reason?: string; message?: string };
+    reason = body.reason ?? reason;
+    message = body.message ?? message;
+  } catch {
+    // not a Status object; keep the raw text
+  }
+  const seconds = retryAfter === undefined ? NaN : Number(retryAfter);
+  return new KubeApiError(status, reason, `${method} ${path}: ${String(status)} ${reason}: ${message}`, Number.isFinite(seconds) ? seconds * 1000 : undefined);
+}

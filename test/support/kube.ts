@@ -1,0 +1,46 @@
+/** Helpers for tests against the real API server started by test/global-setup.ts. */
+import { randomBytes } from 'node:crypto';
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterAll, beforeAll, inject } from 'vitest';
+import { RestClient, isKubeError } from '../../src/kube/rest.js';
+
+export function testKubeConfig(path = inject('kubeconfig')): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(path);
+  return kc;
+}
+
+export function testClient(path?: string): RestClient {
+  return new RestClient(testKubeConfig(path), 'portico-test');
+}
+
+/** Creates a namespace of its own for the calling test file and deletes it afterwards. */
+export function useNamespace(prefix: string): { readonly name: string; client: RestClient } {
+  const client = testClient();
+  const state = { name: `${prefix}-${randomBytes(3).toString('hex')}`, client };
+  beforeAll(async () => {
+    await client.request('POST', '/api/v1/namespaces', { body: { metadata: { name: state.name, labels: { 'portico.dev/test': prefix } } } });
+  });
+  afterAll(async () => {
+    await client.request('DELETE', `/api/v1/namespaces/${state.name}`).catch((error: unknown) => {
+      if (!isKubeError(error, 404)) throw error;
+    });
+  });
+  return state;
+}
+
+/** Polls `probe` until it returns a value other than undefined, or fails after the deadline. */
+export async function eventually<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
