@@ -1,0 +1,591 @@
+import { ApiException, V1Lease, V1LeaseSpec, V1MicroTime, V1ObjectMeta } from '@kubernetes/client-node';
+import type { CoordinationV1Api } from '@kubernetes/client-node';
+import type { Clock } from './clock.js';
+
+/** client-go's leaderelection.JitterFactor: a candidate waits retryPeriod * (1 + random * 1.2). */
+export const JITTER_FACTOR = 1.2;
+export const DEFAULT_LEASE_DURATION_MS = 15_000;
+export const DEFAULT_RENEW_DEADLINE_MS = 10_000;
+export const DEFAULT_RETRY_PERIOD_MS = 2_000;
+/** Tolerance on top of leaseDuration before /healthz reports a stuck leader. */
+export const DEFAULT_HEALTH_SLACK_MS = 2_000;
+
+/** The few Lease calls the elector makes. */
+export interface LeaseStore {
+  /** Resolves undefined when the Lease does not exist. */
+  get(namespace: string, name: string): Promise<V1Lease | undefined>;
+  /** Throws LeaseConflictError when the Lease already exists. */
+  create(lease: V1Lease): Promise<V1Lease>;
+  /** Sends metadata.resourceVersion; throws LeaseConflictError when it is stale. */
+  replace(lease: V1Lease): Promise<V1Lease>;
+}
+
+/** Someone else wrote the Lease first (HTTP 409: AlreadyExists on create, Conflict on replace). */
+export class LeaseConflictError extends Error {
+  readonly namespace: string;
+  readonly leaseName: string;
+  readonly operation: 'create' | 'replace';
+
+  constructor(namespace: string, leaseName: string, operation: 'create' | 'replace', cause?: unknown) {
+    super(`lease ${namespace}/${leaseName}: conflict on ${operation}`, { cause });
+    this.name = 'LeaseConflictError';
+    this.namespace = namespace;
+    this.leaseName = leaseName;
+    this.operation = operation;
+  }
+}
+
+/** Options that can never elect safely, e.g. a renew deadline longer than the lease. */
+export class LeaderElectionConfigError extends Error {
+  readonly field: string;
+
+  constructor(field: string, message: string) {
+    super(`leader election: ${field}: ${message}`);
+    this.name = 'LeaderElectionConfigError';
+    this.field = field;
+  }
+}
+
+export interface LeaderElectionOptions {
+  /** Unique per candidate, e.g. the pod name. */
+  identity: string;
+  namespace: string;
+  name: string;
+  /** How long others wait, from their last observed change, before taking the lease. Whole seconds. */
+  leaseDurationMs?: number;
+  /** The leader steps down when it has not renewed for this long. */
+  renewDeadlineMs?: number;
+  /** Interval between acquire attempts (jittered) and between renewals. */
+  retryPeriodMs?: number;
+  /** Source of jitter in [0, 1); defaults to Math.random. */
+  random?: () => number;
+}
+
+export interface LeaderElectionConfig {
+  readonly identity: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly leaseDurationMs: number;
+  readonly renewDeadlineMs: number;
+  readonly retryPeriodMs: number;
+  readonly random: () => number;
+}
+
+export interface LeaderElectionCallbacks {
+  /** `signal` aborts as soon as leadership is lost or being released: stop all work then. */
+  onStartedLeading(signal: AbortSignal): void;
+  /** Called once per term, after onStartedLeading, when leadership is lost or released. */
+  onStoppedLeading(): void;
+  /** Called when a different (non-empty) holder is observed, including ourselves. */
+  onNewLeader?(identity: string): void;
+}
+
+/** The subset of pino's Logger the elector uses. */
+export interface LeaderElectionLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+/** How `run` ended: stopped by abort/release(), or leadership lost (renewals failed or lease taken). */
+export type ElectionOutcome = 'stopped' | 'lost';
+
+const silentLogger: LeaderElectionLogger = {
+  info: () => undefined,
+  warn: () => undefined,
+  debug: () => undefined,
+};
+
+/** Fills in defaults and rejects option sets that client-go would reject. */
+export function resolveLeaderElectionOptions(options: LeaderElectionOptions): LeaderElectionConfig {
+  for (const field of ['identity', 'namespace', 'name'] as const) {
+    if (typeof options[field] !== 'string' || options[field] === '') {
+      throw new LeaderElectionConfigError(field, 'must be a non-empty string');
+    }
+  }
+  const config: LeaderElectionConfig = {
+    identity: options.identity,
+    namespace: options.namespace,
+    name: options.name,
+    leaseDurationMs: options.leaseDurationMs ?? DEFAULT_LEASE_DURATION_MS,
+    renewDeadlineMs: options.renewDeadlineMs ?? DEFAULT_RENEW_DEADLINE_MS,
+    retryPeriodMs: options.retryPeriodMs ?? DEFAULT_RETRY_PERIOD_MS,
+    random: options.random ?? Math.random,
+  };
+  for (const field of ['leaseDurationMs', 'renewDeadlineMs', 'retryPeriodMs'] as const) {
+    if (!Number.isInteger(config[field]) || config[field] <= 0) {
+      throw new LeaderElectionConfigError(field, `must be a positive integer, got ${String(config[field])}`);
+    }
+  }
+  // The Lease carries whole seconds; rounding would make others expire us earlier than we assume.
+  if (config.leaseDurationMs % 1000 !== 0) {
+    throw new LeaderElectionConfigError('leaseDurationMs', `must be whole seconds, got ${config.leaseDurationMs}`);
+  }
+  if (config.leaseDurationMs <= config.renewDeadlineMs) {
+    throw new LeaderElectionConfigError(
+      'leaseDurationMs',
+      `must be greater than renewDeadlineMs (${config.leaseDurationMs} <= ${config.renewDeadlineMs})`,
+    );
+  }
+  if (config.renewDeadlineMs <= JITTER_FACTOR * config.retryPeriodMs) {
+    throw new LeaderElectionConfigError(
+      'renewDeadlineMs',
+      `must be greater than retryPeriodMs * ${JITTER_FACTOR} (${config.renewDeadlineMs} <= ${JITTER_FACTOR * config.retryPeriodMs})`,
+    );
+  }
+  return config;
+}
+
+/** client-go's wait.Jitter: duration + random * factor * duration. */
+export function jitter(durationMs: number, factor: number, random: () => number): number {
+  return durationMs + random() * factor * durationMs;
+}
+
+type Attempt = 'ok' | 'held' | 'failed';
+
+interface Observation {
+  fingerprint: string;
+  holder: string;
+  durationMs: number;
+  /** Our clock when this record was first seen: expiry never trusts the remote renewTime. */
+  at: number;
+}
+
+/** Leader election on a coordination.k8s.io/v1 Lease, after client-go's leaderelection package. */
+export class LeaderElector {
+  readonly config: LeaderElectionConfig;
+  private readonly store: LeaseStore;
+  private readonly clock: Clock;
+  private readonly callbacks: LeaderElectionCallbacks;
+  private readonly logger: LeaderElectionLogger;
+  private observed: Observation | undefined;
+  /** The server's answer to our last successful write: its resourceVersion drives the renew fast path. */
+  private lastWritten: V1Lease | undefined;
+  private reportedLeader = '';
+  private leading = false;
+  private lastRenewAt = 0;
+  private running: Promise<ElectionOutcome> | undefined;
+  private stopper: AbortController | undefined;
+
+  constructor(
+    store: LeaseStore,
+    options: LeaderElectionOptions,
+    clock: Clock,
+    callbacks: LeaderElectionCallbacks,
+    logger: LeaderElectionLogger = silentLogger,
+  ) {
+    this.config = resolveLeaderElectionOptions(options);
+    this.store = store;
+    this.clock = clock;
+    this.callbacks = callbacks;
+    this.logger = logger;
+  }
+
+  isLeader(): boolean {
+    return this.leading;
+  }
+
+  /** The holder in the last observed record, if any. */
+  currentLeader(): string | undefined {
+    return this.observed?.holder || undefined;
+  }
+
+  /** client-go's HealthzAdaptor: false only when we think we lead but have not renewed for too long. */
+  healthy(slackMs: number = DEFAULT_HEALTH_SLACK_MS): boolean {
+    if (!this.leading) return true;
+    return this.clock.now() - this.lastRenewAt <= this.config.leaseDurationMs + slackMs;
+  }
+
+  /**
+   * Campaigns until elected, leads until the lease is lost or `signal` aborts (then releases the
+   * lease). Resolves with how it ended; run again to re-campaign after 'lost'.
+   */
+  run(signal: AbortSignal): Promise<ElectionOutcome> {
+    if (this.running) return Promise.reject(new Error('LeaderElector.run is already running'));
+    const stopper = new AbortController();
+    this.stopper = stopper;
+    const running = this.campaign(AbortSignal.any([signal, stopper.signal])).finally(() => {
+      this.running = undefined;
+      this.stopper = undefined;
+    });
+    this.running = running;
+    return running;
+  }
+
+  /** Stops `run` and, if we lead, hands the lease over (holder cleared). Resolves when done. */
+  async release(): Promise<void> {
+    const running = this.running;
+    this.stopper?.abort(new Error('leader election released'));
+    if (running) await running.catch(() => undefined);
+  }
+
+  private get ref(): { lease: string; identity: string } {
+    return { lease: `${this.config.namespace}/${this.config.name}`, identity: this.config.identity };
+  }
+
+  private async campaign(stop: AbortSignal): Promise<ElectionOutcome> {
+    this.logger.info(this.ref, 'campaigning for leader lease');
+    let acquiredAt: number | undefined;
+    while (!stop.aborted) {
+      const startedAt = this.clock.now();
+      if ((await this.tryAcquireOrRenew(startedAt)) === 'ok') {
+        acquiredAt = startedAt;
+        break;
+      }
+      try {
+        await this.clock.sleep(jitter(this.config.retryPeriodMs, JITTER_FACTOR, this.config.random), stop);
+      } catch {
+        break;
+      }
+    }
+    if (acquiredAt === undefined) return 'stopped';
+    if (stop.aborted) {
+      // Won just as we were asked to stop: never start, hand it straight back.
+      await this.releaseLease();
+      return 'stopped';
+    }
+    return this.lead(stop, acquiredAt);
+  }
+
+  private async lead(stop: AbortSignal, acquiredAt: number): Promise<ElectionOutcome> {
+    const term = new AbortController();
+    let cancelDeadline: () => void = () => undefined;
+    let notified = false;
+    const stopLeading = (reason: string): void => {
+      if (!this.leading) return;
+      this.leading = false;
+      cancelDeadline();
+      term.abort(new Error(`leadership ended: ${reason}`));
+    };
+    const notifyStopped = (): void => {
+      if (notified) return;
+      notified = true;
+      this.call('onStoppedLeading', () => {
+        this.callbacks.onStoppedLeading();
+      });
+    };
+    const lose = (reason: string): void => {
+      if (!this.leading) return;
+      this.logger.warn({ ...this.ref, reason }, 'leadership lost');
+      stopLeading(reason);
+      notifyStopped();
+    };
+    // A timer rather than a check after each call: a hung API call must not delay stepping down.
+    const armDeadline = (): void => {
+      cancelDeadline();
+      cancelDeadline = this.clock.setTimer(() => {
+        lose('renew deadline exceeded');
+      }, this.lastRenewAt + this.config.renewDeadlineMs - this.clock.now());
+    };
+
+    this.leading = true;
+    this.lastRenewAt = acquiredAt;
+    armDeadline();
+    this.logger.info(this.ref, 'became leader');
+    try {
+      this.callbacks.onStartedLeading(term.signal);
+    } catch (err) {
+      this.logger.warn({ ...this.ref, err }, 'onStartedLeading threw; releasing the lease');
+      stopLeading('onStartedLeading failed');
+      await this.releaseLease();
+      notifyStopped();
+      throw err;
+    }
+
+    const wake = AbortSignal.any([stop, term.signal]);
+    // isLeader() rather than the field: callbacks and timers flip it during the awaits.
+    while (this.isLeader() && !stop.aborted) {
+      try {
+        await this.clock.sleep(this.config.retryPeriodMs, wake);
+      } catch {
+        break;
+      }
+      const startedAt = this.clock.now();
+      const result = await untilAborted(this.tryAcquireOrRenew(startedAt), term.signal);
+      if (!this.isLeader()) break;
+      if (result === 'ok') {
+        // The attempt's start: a lower bound on when others can have seen this write.
+        this.lastRenewAt = startedAt;
+        armDeadline();
+      } else if (result === 'held') {
+        lose(`lease taken by ${this.observed?.holder ?? 'another candidate'}`);
+      }
+      // 'failed': retry every retryPeriod until the deadline timer fires.
+    }
+    if (!this.isLeader()) return 'lost';
+
+    // Stop the controller before the lease is handed over, like client-go's ReleaseOnCancel.
+    stopLeading('released');
+    let cancelTimeout: () => void = () => undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      cancelTimeout = this.clock.setTimer(() => {
+        resolve('timeout');
+      }, this.config.renewDeadlineMs);
+    });
+    const released = await Promise.race([this.releaseLease().then(() => 'done' as const), timedOut]);
+    cancelTimeout();
+    if (released === 'timeout') this.logger.warn(this.ref, 'releasing the lease timed out; it will expire');
+    notifyStopped();
+    return 'stopped';
+  }
+
+  private async tryAcquireOrRenew(now: number): Promise<Attempt> {
+    const { namespace, name, identity } = this.config;
+    // Fast path, as in client-go: the leader replaces with the resourceVersion of its own last write.
+    if (this.leading && this.lastWritten) {
+      try {
+        await this.write('replace', this.renewed(this.lastWritten, now), now);
+        return 'ok';
+      } catch (err) {
+        if (!(err instanceof LeaseConflictError)) return this.failed('renewing the lease failed', err);
+        this.logger.debug(this.ref, 'lease changed since our last write; re-reading');
+      }
+    }
+
+    let current: V1Lease | undefined;
+    try {
+      current = await this.store.get(namespace, name);
+    } catch (err) {
+      return this.failed('reading the lease failed', err);
+    }
+    if (!current) {
+      try {
+        await this.write('create', this.created(now), now);
+        return 'ok';
+      } catch (err) {
+        return this.failed('creating the lease failed', err);
+      }
+    }
+
+    const seen = this.observe(current, now);
+    if (seen.holder !== '' && seen.holder !== identity && now < seen.at + seen.durationMs) {
+      this.logger.debug({ ...this.ref, holder: seen.holder }, 'lease is held by another candidate');
+      return 'held';
+    }
+    try {
+      await this.write('replace', this.takenOver(current, now), now);
+      return 'ok';
+    } catch (err) {
+      return this.failed('taking the lease failed', err);
+    }
+  }
+
+  private failed(msg: string, err: unknown): 'failed' {
+    // A conflict only means another writer was first; the next attempt re-reads.
+    if (err instanceof LeaseConflictError) this.logger.debug({ ...this.ref, err }, msg);
+    else this.logger.warn({ ...this.ref, err }, msg);
+    return 'failed';
+  }
+
+  private async write(op: 'create' | 'replace', lease: V1Lease, now: number): Promise<V1Lease> {
+    const written = op === 'create' ? await this.store.create(lease) : await this.store.replace(lease);
+    this.lastWritten = written;
+    this.observe(written, now);
+    return written;
+  }
+
+  private observe(lease: V1Lease, now: number): Observation {
+    const spec = lease.spec ?? new V1LeaseSpec();
+    const fingerprint = JSON.stringify([
+      spec.holderIdentity,
+      spec.leaseDurationSeconds,
+      spec.acquireTime,
+      spec.renewTime,
+      spec.leaseTransitions,
+    ]);
+    if (this.observed?.fingerprint !== fingerprint) {
+      const seconds = spec.leaseDurationSeconds;
+      this.observed = {
+        fingerprint,
+        holder: spec.holderIdentity ?? '',
+        durationMs: seconds !== undefined && seconds > 0 ? seconds * 1000 : this.config.leaseDurationMs,
+        at: now,
+      };
+    }
+    const holder = this.observed.holder;
+    if (holder !== '' && holder !== this.reportedLeader) {
+      this.reportedLeader = holder;
+      this.logger.info({ ...this.ref, leader: holder }, 'new leader observed');
+      this.call('onNewLeader', () => {
+        this.callbacks.onNewLeader?.(holder);
+      });
+    }
+    return this.observed;
+  }
+
+  private call(name: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.logger.warn({ ...this.ref, err }, `${name} threw`);
+    }
+  }
+
+  private ourSpec(now: number): Partial<V1LeaseSpec> {
+    return {
+      holderIdentity: this.config.identity,
+      leaseDurationSeconds: this.config.leaseDurationMs / 1000,
+      renewTime: new V1MicroTime(now),
+    };
+  }
+
+  private created(now: number): V1Lease {
+    const lease = new V1Lease();
+    lease.apiVersion = 'coordination.k8s.io/v1';
+    lease.kind = 'Lease';
+    lease.metadata = Object.assign(new V1ObjectMeta(), { namespace: this.config.namespace, name: this.config.name });
+    lease.spec = Object.assign(new V1LeaseSpec(), this.ourSpec(now), {
+      acquireTime: new V1MicroTime(now),
+      leaseTransitions: 0,
+    });
+    return lease;
+  }
+
+  private renewed(lease: V1Lease, now: number): V1Lease {
+    return withSpec(lease, this.ourSpec(now));
+  }
+
+  private takenOver(lease: V1Lease, now: number): V1Lease {
+    const old = lease.spec ?? new V1LeaseSpec();
+    const transitions = old.leaseTransitions ?? 0;
+    const ours = old.holderIdentity === this.config.identity;
+    return withSpec(lease, {
+      ...this.ourSpec(now),
+      acquireTime: ours && old.acquireTime ? old.acquireTime : new V1MicroTime(now),
+      leaseTransitions: ours ? transitions : transitions + 1,
+    });
+  }
+
+  /** Clears the holder so the next candidate need not wait out the lease. Best effort. */
+  private async releaseLease(): Promise<void> {
+    let base = this.lastWritten;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (base?.spec?.holderIdentity !== this.config.identity) return;
+      const now = this.clock.now();
+      const released = withSpec(base, {
+        holderIdentity: '',
+        leaseDurationSeconds: 1,
+        acquireTime: new V1MicroTime(now),
+        renewTime: new V1MicroTime(now),
+      });
+      try {
+        await this.write('replace', released, now);
+        this.logger.info(this.ref, 'released the lease');
+        return;
+      } catch (err) {
+        if (!(err instanceof LeaseConflictError)) {
+          this.logger.warn({ ...this.ref, err }, 'releasing the lease failed; it will expire');
+          return;
+        }
+      }
+      try {
+        base = await this.store.get(this.config.namespace, this.config.name);
+      } catch (err) {
+        this.logger.warn({ ...this.ref, err }, 'releasing the lease failed; it will expire');
+        return;
+      }
+    }
+  }
+}
+
+/** A /healthz check; `elector` may be absent when leader election is disabled. */
+export function leaderElectionHealthy(
+  elector: Pick<LeaderElector, 'healthy'> | undefined,
+  slackMs: number = DEFAULT_HEALTH_SLACK_MS,
+): () => boolean {
+  return () => elector?.healthy(slackMs) ?? true;
+}
+
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | 'aborted'> {
+  if (signal.aborted) return Promise.resolve('aborted');
+  return new Promise<T | 'aborted'>((resolve, reject) => {
+    const onAbort = (): void => {
+      resolve('aborted');
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
+/** The CoordinationV1Api calls kubeLeaseStore makes. */
+export type LeaseApi = Pick<CoordinationV1Api, 'readNamespacedLease' | 'createNamespacedLease' | 'replaceNamespacedLease'>;
+
+/** LeaseStore over client-node: maps 404 to undefined and 409 to LeaseConflictError. */
+export function kubeLeaseStore(api: LeaseApi): LeaseStore {
+  return {
+    async get(namespace, name) {
+      try {
+        return withMicroTimes(await api.readNamespacedLease({ namespace, name }));
+      } catch (err) {
+        if (statusCode(err) === 404) return undefined;
+        throw err;
+      }
+    },
+    async create(lease) {
+      const { namespace, name } = leaseKey(lease);
+      try {
+        return withMicroTimes(await api.createNamespacedLease({ namespace, body: withMicroTimes(lease) }));
+      } catch (err) {
+        if (statusCode(err) === 409) throw new LeaseConflictError(namespace, name, 'create', err);
+        throw err;
+      }
+    },
+    async replace(lease) {
+      const { namespace, name } = leaseKey(lease);
+      // Without it the API server would replace unconditionally and two leaders could both win.
+      if (!lease.metadata?.resourceVersion) {
+        throw new Error(`lease ${namespace}/${name}: replace needs metadata.resourceVersion`);
+      }
+      try {
+        return withMicroTimes(await api.replaceNamespacedLease({ namespace, name, body: withMicroTimes(lease) }));
+      } catch (err) {
+        if (statusCode(err) === 409) throw new LeaseConflictError(namespace, name, 'replace', err);
+        throw err;
+      }
+    },
+  };
+}
+
+function leaseKey(lease: V1Lease): { namespace: string; name: string } {
+  const namespace = lease.metadata?.namespace;
+  const name = lease.metadata?.name;
+  if (!namespace || !name) throw new Error('lease needs metadata.namespace and metadata.name');
+  return { namespace, name };
+}
+
+function statusCode(err: unknown): number | undefined {
+  if (err instanceof ApiException) return err.code;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+/**
+ * client-node 1.4 types MicroTime fields as V1MicroTime but leaves them as strings when reading,
+ * and a plain Date serialises with milliseconds, which the API server rejects for MicroTime.
+ */
+function withMicroTimes(lease: V1Lease): V1Lease {
+  if (!lease.spec) return lease;
+  return withSpec(lease, { acquireTime: microTime(lease.spec.acquireTime), renewTime: microTime(lease.spec.renewTime) });
+}
+
+/** A copy of `lease` (metadata, resourceVersion included) with some spec fields replaced. */
+function withSpec(lease: V1Lease, changes: Partial<V1LeaseSpec>): V1Lease {
+  const spec = Object.assign(new V1LeaseSpec(), lease.spec, changes);
+  return Object.assign(new V1Lease(), lease, { spec });
+}
+
+function microTime(value: unknown): V1MicroTime | undefined {
+  if (value instanceof V1MicroTime) return value;
+  if (!(value instanceof Date) && typeof value !== 'string') return undefined;
+  const ms = new Date(value).getTime();
+  return Number.isNaN(ms) ? undefined : new V1MicroTime(ms);
+}
