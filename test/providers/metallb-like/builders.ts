@@ -1,0 +1,180 @@
+import type { V1Service } from '@kubernetes/client-node';
+import type { AddressPool } from '../../../src/api/address-pool.js';
+import type { LabelSelector } from '../../../src/api/types.js';
+import type { AllocationRequest, IPFamilyPolicy, Protocol } from '../../../src/providers/metallb-like/allocator.js';
+import type { IPFamily } from '../../../src/providers/metallb-like/ip.js';
+import { isParsedPool, parsePool } from '../../../src/providers/metallb-like/pool.js';
+import type { ParsedPool } from '../../../src/providers/metallb-like/pool.js';
+
+// --- AddressPool ---
+
+type PoolOption = (pool: AddressPool) => void;
+
+export function pool(name: string, ...options: PoolOption[]): AddressPool {
+  const result: AddressPool = {
+    apiVersion: 'portico.dev/v1alpha1',
+    kind: 'AddressPool',
+    metadata: { name },
+    spec: { addresses: [] },
+  };
+  for (const option of options) option(result);
+  return result;
+}
+
+export const withAddresses =
+  (...addresses: string[]): PoolOption =>
+  (p) => {
+    p.spec.addresses.push(...addresses);
+  };
+
+export const withNamespaces =
+  (...namespaces: string[]): PoolOption =>
+  (p) => {
+    p.spec.allocation = { ...p.spec.allocation, namespaces };
+  };
+
+export const withNamespaceSelector =
+  (namespaceSelector: LabelSelector): PoolOption =>
+  (p) => {
+    p.spec.allocation = { ...p.spec.allocation, namespaceSelector };
+  };
+
+export const withServiceSelector =
+  (serviceSelector: LabelSelector): PoolOption =>
+  (p) => {
+    p.spec.allocation = { ...p.spec.allocation, serviceSelector };
+  };
+
+export const withPriority =
+  (priority: number): PoolOption =>
+  (p) => {
+    p.spec.allocation = { ...p.spec.allocation, priority };
+  };
+
+export const withAutoAssign =
+  (autoAssign: boolean): PoolOption =>
+  (p) => {
+    p.spec.autoAssign = autoAssign;
+  };
+
+export const withAvoidBuggyIPs: PoolOption = (p) => {
+  p.spec.avoidBuggyIPs = true;
+};
+
+/** Sets any spec field, including malformed values, to test validation. */
+export const withRawSpec =
+  (patch: Record<string, unknown>): PoolOption =>
+  (p) => {
+    Object.assign(p.spec, patch);
+  };
+
+/** A pool that must parse; the test fails loudly if it does not. */
+export function parsed(name: string, ...options: PoolOption[]): ParsedPool {
+  const result = parsePool(pool(name, ...options));
+  if (!isParsedPool(result)) throw new Error(`pool ${name} did not parse: ${JSON.stringify(result.problems)}`);
+  return result;
+}
+
+// --- AllocationRequest ---
+
+type RequestOption = (req: AllocationRequest) => AllocationRequest;
+
+/** key is "namespace/name". */
+export function req(key: string, ...options: RequestOption[]): AllocationRequest {
+  const [namespace = ''] = key.split('/');
+  let result: AllocationRequest = {
+    key,
+    namespace,
+    namespaceLabels: { 'kubernetes.io/metadata.name': namespace },
+    serviceLabels: {},
+    ipFamilies: ['IPv4'],
+    ipFamilyPolicy: 'SingleStack',
+    requestedIPs: [],
+    requestedPool: undefined,
+    sharingKey: undefined,
+    ports: [],
+    backendKey: '',
+  };
+  for (const option of options) result = option(result);
+  return result;
+}
+
+/** Ports as 80 (TCP) or '53/UDP'. */
+export const withPorts =
+  (...ports: (number | `${number}/${Protocol}`)[]): RequestOption =>
+  (r) => ({
+    ...r,
+    ports: ports.map((p) => {
+      if (typeof p === 'number') return { port: p, protocol: 'TCP' as const };
+      const [port = '0', protocol = 'TCP'] = p.split('/');
+      return { port: Number(port), protocol: protocol as Protocol };
+    }),
+  });
+
+export const withSharingKey =
+  (sharingKey: string): RequestOption =>
+  (r) => ({ ...r, sharingKey });
+
+export const withIPs =
+  (...requestedIPs: string[]): RequestOption =>
+  (r) => ({ ...r, requestedIPs });
+
+export const withPool =
+  (requestedPool: string): RequestOption =>
+  (r) => ({ ...r, requestedPool });
+
+export const withFamilies =
+  (ipFamilyPolicy: IPFamilyPolicy, ...ipFamilies: IPFamily[]): RequestOption =>
+  (r) => ({ ...r, ipFamilyPolicy, ipFamilies });
+
+export const withNamespaceLabels =
+  (labels: Record<string, string>): RequestOption =>
+  (r) => ({ ...r, namespaceLabels: { ...r.namespaceLabels, ...labels } });
+
+export const withServiceLabels =
+  (serviceLabels: Record<string, string>): RequestOption =>
+  (r) => ({ ...r, serviceLabels });
+
+export const withBackendKey =
+  (backendKey: string): RequestOption =>
+  (r) => ({ ...r, backendKey });
+
+// --- V1Service ---
+
+type ServiceOption = (svc: V1Service) => void;
+
+/** key is "namespace/name"; a plain LoadBalancer Service with no ports. */
+export function svc(key: string, ...options: ServiceOption[]): V1Service {
+  const [namespace, name] = key.split('/');
+  const result: V1Service = {
+    metadata: { namespace, name },
+    spec: { type: 'LoadBalancer' },
+  };
+  for (const option of options) option(result);
+  return result;
+}
+
+export const withAnnotation =
+  (key: string, value: string): ServiceOption =>
+  (s) => {
+    s.metadata = { ...s.metadata, annotations: { ...s.metadata?.annotations, [key]: value } };
+  };
+
+export const withLabels =
+  (labels: Record<string, string>): ServiceOption =>
+  (s) => {
+    s.metadata = { ...s.metadata, labels };
+  };
+
+/** Any spec fields, including malformed ones. */
+export const withSpec =
+  (patch: Record<string, unknown>): ServiceOption =>
+  (s) => {
+    s.spec = { ...s.spec, ...patch };
+  };
+
+export const withServicePorts =
+  (...ports: { port: number; protocol?: string }[]): ServiceOption =>
+  (s) => {
+    s.spec = { ...s.spec, ports };
+  };
