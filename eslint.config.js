@@ -11,10 +11,17 @@ export default tseslint.config(
     },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true }],
+      // client-node 1.x declares its models as classes, but Portico sends and receives plain JSON
+      // (src/kube/rest.ts): object literals and spreads of them are the correct use.
+      '@typescript-eslint/no-unsafe-class-instance-assignment': 'off',
+      '@typescript-eslint/no-misused-spread': 'off',
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-restricted-syntax': ['error', { selector: 'ExportDefaultDeclaration', message: 'Use named exports.' }, { selector: 'TSEnumDeclaration', message: 'Use as-const unions.' }],
     },
   },
-  { files: ['eslint.config.js'], rules: { 'no-restricted-syntax': 'off' }, ...tseslint.configs.disableTypeChecked },
+  // Tool configuration files must default-export.
+  { files: ['eslint.config.js', 'vitest.config.ts'], rules: { 'no-restricted-syntax': 'off' } },
+  { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
 );

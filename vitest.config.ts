@@ -20,8 +20,8 @@ export default defineConfig({
           globalSetup: ['test/global-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
-          fileParallelism: true,
-          maxWorkers: 2,
+          // Files that run a controller watch the whole cluster: run files one at a time.
+          fileParallelism: false,
         },
       },
     ],

@@ -54,7 +54,7 @@ build_etcd() {
   local version=$1 out=$cache/etcd-$1
   [[ -x $out/etcd ]] && return 0
   log "building etcd $version from go.etcd.io/etcd/server/v3 (first run only)..."
-  local work; work=$(mktemp -d); trap 'rm -rf "$work"' RETURN
+  local work; work=$(mktemp -d)
   cat >"$work/go.mod" <<MOD
 module portico.dev/controlplane/etcd
 
@@ -65,8 +65,9 @@ MOD
   local pkg=go.etcd.io/etcd/api/v3/version
   (cd "$work" && go mod download go.etcd.io/etcd/server/v3 >&2 \
     && go get go.etcd.io/etcd/server/v3@"$version" >&2 \
-    && go build -trimpath -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3 >&2)
-  mv "$out.tmp" "$out"
+    && go build -trimpath -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3 >&2) || { rm -rf "$work"; return 1; }
+  rm -rf "$work"
+  rm -rf "$out"; mv "$out.tmp" "$out"
   log "etcd $version ready: $out/etcd"
 }
 
@@ -86,13 +87,13 @@ build_kubernetes() {
   local version=$1 out=$cache/kubernetes-$1
   [[ -x $out/kube-apiserver && -x $out/kube-controller-manager ]] && return 0
   log "building kube-apiserver + kube-controller-manager $version from k8s.io/kubernetes (first run only; ~10-20 min on 2 cores)..."
-  local work; work=$(mktemp -d); trap 'rm -rf "$work"' RETURN
+  local work; work=$(mktemp -d)
   local info gomod
   info=$(cd "$work" && go mod download -json "k8s.io/kubernetes@$version")
   gomod=$(printf '%s' "$info" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
   local need_go; need_go=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod")
   if ! version_le "$need_go" "$go_version"; then
-    log "k8s.io/kubernetes $version needs go $need_go (have $go_version)"; return 1
+    log "k8s.io/kubernetes $version needs go $need_go (have $go_version)"; rm -rf "$work"; return 1
   fi
   # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging;
   # map each one to the published v0.MINOR.PATCH of the same release instead.
@@ -111,11 +112,15 @@ build_kubernetes() {
     ldflags+=" -X k8s.io/component-base/version.$key=$val -X k8s.io/client-go/pkg/version.$key=$val"
   done
   mkdir -p "$out.tmp"
-  (cd "$work" && go get "k8s.io/kubernetes/cmd/kube-apiserver@$version" "k8s.io/kubernetes/cmd/kube-controller-manager@$version" >&2)
+  local ok=1
+  (cd "$work" && go get "k8s.io/kubernetes/cmd/kube-apiserver@$version" "k8s.io/kubernetes/cmd/kube-controller-manager@$version" >&2) || ok=0
   for cmd in kube-apiserver kube-controller-manager; do
+    (( ok )) || break
     log "  go build $cmd ..."
-    (cd "$work" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd" >&2)
+    (cd "$work" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd" >&2) || ok=0
   done
+  rm -rf "$work"
+  (( ok )) || { rm -rf "$out.tmp"; return 1; }
   rm -rf "$out"; mv "$out.tmp" "$out"
   log "kubernetes $version ready: $out"
 }

@@ -70,7 +70,8 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    await Promise.all([...children.values()].map((child) => terminate(child)));
+    // The data is thrown away: no need to wait for graceful shutdowns.
+    await Promise.all([...children.values()].map((child) => terminate(child, 'SIGKILL')));
     children.clear();
     reaper.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
@@ -99,6 +100,8 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
       `--secure-port=${apiPort}`,
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
+      // The kubernetes Service would point at loopback, which the endpoint reconciler refuses.
+      '--endpoint-reconciler-type=none',
       `--tls-cert-file=${join(dir, 'apiserver.crt')}`,
       `--tls-private-key-file=${join(dir, 'apiserver.key')}`,
       `--client-ca-file=${join(dir, 'ca.crt')}`,
@@ -173,16 +176,16 @@ function defaultLog(line: string): void {
 function launch(dir: string, name: string, binary: string, args: string[]): ChildProcess {
   const logFile = createWriteStream(join(dir, `${name}.log`));
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout?.pipe(logFile);
-  child.stderr?.pipe(logFile);
+  child.stdout.pipe(logFile);
+  child.stderr.pipe(logFile);
   return child;
 }
 
-/** SIGTERM, then SIGKILL after 5 s. */
-async function terminate(child: ChildProcess): Promise<void> {
+/** `signal` (SIGTERM by default), then SIGKILL after 5 s. */
+async function terminate(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
+  child.kill(signal);
   const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
   await exited;
   clearTimeout(timer);
@@ -290,7 +293,10 @@ async function waitReady(dir: string, server: string, child: ChildProcess, timeo
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`kube-apiserver exited with ${String(child.exitCode)}; see ${join(dir, 'kube-apiserver.log')}`);
+    if (child.exitCode !== null) {
+      const tail = (await readFile(join(dir, 'kube-apiserver.log'), 'utf8').catch(() => '')).split('\n').slice(-15).join('\n');
+      throw new Error(`kube-apiserver exited with ${String(child.exitCode)}:\n${tail}`);
+    }
     try {
       last = await getText(dir, `${server}/readyz`);
       if (last.trim() === 'ok') return;

@@ -41,6 +41,10 @@ const DEFAULT_BACKOFF_MAX_MS = 30_000;
 
 class GoneError extends Error {}
 
+function isAborted(signal: AbortSignal): boolean {
+  return signal.aborted;
+}
+
 export function objectKey(object: KubeObject): string {
   const { namespace, name } = object.metadata ?? {};
   return namespace ? `${namespace}/${name ?? ''}` : (name ?? '');
@@ -84,9 +88,18 @@ export class Informer<T extends KubeObject> {
     return this.synced;
   }
 
-  waitForSync(): Promise<void> {
-    if (this.synced) return Promise.resolve();
-    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  /** Resolves true once the first list is in the store, or false if `signal` aborts first. */
+  waitForSync(signal?: AbortSignal): Promise<boolean> {
+    if (this.synced) return Promise.resolve(true);
+    if (signal?.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const onAbort = (): void => resolve(false);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.syncWaiters.push(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(true);
+      });
+    });
   }
 
   /** Runs until the signal aborts. */
@@ -102,7 +115,8 @@ export class Informer<T extends KubeObject> {
         await this.watchOnce(signal);
         failures = 0;
       } catch (error) {
-        if (signal.aborted) break;
+        // Re-read: the await above may have seen an abort that narrowing cannot know of.
+        if (isAborted(signal)) break;
         this.stats.errors++;
         if (error instanceof GoneError) {
           this.options.logger?.info({ path: this.options.path }, 'resourceVersion expired; relisting');
@@ -200,19 +214,19 @@ export class Informer<T extends KubeObject> {
     const onAbort = (): void => controller.abort();
     outer.addEventListener('abort', onAbort, { once: true });
     const stallMs = this.options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
-    let stalled = false;
+    // Written from callbacks: kept in an object so the checks below see the updates.
+    const state = { gone: false, stalled: false };
     let cancelWatchdog = (): void => undefined;
     const armWatchdog = (): void => {
       cancelWatchdog();
       cancelWatchdog = this.clock.setTimer(() => {
-        stalled = true;
+        state.stalled = true;
         this.stats.stalls++;
         this.options.logger?.warn({ path: this.options.path, stallMs }, 'watch silent too long; restarting it');
         controller.abort();
       }, stallMs);
     };
     armWatchdog();
-    let gone = false;
     try {
       await this.client.watch<T>(
         this.options.path,
@@ -225,9 +239,9 @@ export class Informer<T extends KubeObject> {
         },
         (event: WatchEvent<T>) => {
           armWatchdog();
-          if (gone) return;
+          if (state.gone) return;
           this.apply(event, () => {
-            gone = true;
+            state.gone = true;
             controller.abort();
           });
         },
@@ -237,8 +251,8 @@ export class Informer<T extends KubeObject> {
       cancelWatchdog();
       outer.removeEventListener('abort', onAbort);
     }
-    if (gone) throw new GoneError('resourceVersion too old');
-    if (stalled) throw new Error('watch stalled');
+    if (state.gone) throw new GoneError('resourceVersion too old');
+    if (state.stalled) throw new Error('watch stalled');
   }
 
   private apply(event: WatchEvent<T>, onGone: () => void): void {

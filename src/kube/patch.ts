@@ -96,7 +96,7 @@ export function normalize(value: unknown): unknown {
   if (value === null) return undefined;
   if (Array.isArray(value)) return value.length === 0 ? undefined : value.map(normalize);
   if (value instanceof Date) return value.toISOString();
-  if (value !== null && typeof value === 'object') {
+  if (typeof value === 'object') {
     const entries = Object.entries(value)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([k, v]) => [k, normalize(v)] as const)

@@ -1,0 +1,134 @@
+/**
+ * `portico demo`: a local control plane, the controller with a default address pool in a
+ * documentation range, the seed examples applied, and a `kubectl get svc`-like table once the
+ * LoadBalancer Service has its EXTERNAL-IP. Keeps running until Ctrl-C (or `--once`).
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { V1Service } from '@kubernetes/client-node';
+import { startControlPlane } from '../hack/control-plane.js';
+import type { AddressPool } from './api/address-pool.js';
+import { renderCrdFiles } from './api/render.js';
+import { parseControllerFlags } from './config.js';
+import { applyYaml } from './kube/apply.js';
+import { createLogger } from './kube/logger.js';
+import { RestClient } from './kube/rest.js';
+import { loadKubeConfig, startController } from './manager.js';
+import { READY_CONDITION } from './reconcile/loadbalancer/planner.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const say = (line: string): void => {
+  process.stdout.write(`${line}\n`);
+};
+
+export function serviceTable(services: readonly V1Service[], now: Date): string {
+  const rows = services.map((s) => {
+    const spec = s.spec ?? {};
+    const ingress = s.status?.loadBalancer?.ingress ?? [];
+    const external =
+      spec.type === 'ExternalName' ? (spec.externalName ?? '<none>') : spec.type === 'LoadBalancer' ? (ingress.map((i) => i.ip ?? i.hostname).join(',') || '<pending>') : '<none>';
+    const ports = (spec.ports ?? []).map((p) => `${String(p.port)}${p.nodePort ? `:${String(p.nodePort)}` : ''}/${p.protocol ?? 'TCP'}`).join(',') || '<none>';
+    const ready = (s.status?.conditions ?? []).find((c) => c.type === READY_CONDITION);
+    const created = s.metadata?.creationTimestamp ? new Date(s.metadata.creationTimestamp) : now;
+    return [
+      s.metadata?.name ?? '',
+      spec.type ?? '',
+      spec.clusterIPs?.join(',') ?? spec.clusterIP ?? '<none>',
+      external,
+      ports,
+      `${String(Math.max(0, Math.round((now.getTime() - created.getTime()) / 1000)))}s`,
+      ready?.reason ?? '',
+    ];
+  });
+  const header = ['NAME', 'TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)', 'AGE', 'PORTICO'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return [header, ...rows].map((r) => r.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('   ').trimEnd()).join('\n');
+}
+
+export async function runDemo(args: string[]): Promise<void> {
+  const once = args.includes('--once');
+  say('Portico demo: local control plane + controller (bare-metal provider) + seed examples');
+  const controlPlane = await startControlPlane({ log: (line) => say(line) });
+  const shutdown = new AbortController();
+  let cleaned = false;
+  const cleanup = async (): Promise<void> => {
+    if (cleaned) return;
+    cleaned = true;
+    shutdown.abort();
+    await controlPlane.stop();
+  };
+  process.once('SIGINT', () => {
+    say('\nstopping: controller, control plane, temp files ...');
+    void cleanup().then(() => process.exit(0));
+  });
+  process.once('SIGTERM', () => void cleanup().then(() => process.exit(0)));
+
+  try {
+    const client = new RestClient(loadKubeConfig(controlPlane.kubeconfigPath), 'portico-demo');
+    for (const text of Object.values(renderCrdFiles())) await applyYaml(client, text);
+    await waitFor(async () => {
+      await client.request('GET', '/apis/portico.dev/v1alpha1/addresspools');
+      return true;
+    }, 'the AddressPool CRD to be served');
+    await applyYaml(client, await readFile(join(root, 'examples', 'l2', 'address-pool.yaml'), 'utf8'));
+    say('[demo] AddressPool default: 203.0.113.10-203.0.113.30, 2001:db8:cafe::10-2001:db8:cafe::30');
+
+    const config = parseControllerFlags([
+      `--kubeconfig=${controlPlane.kubeconfigPath}`,
+      '--default-class=portico.dev/l2',
+      '--metrics-addr=127.0.0.1:0',
+      '--health-addr=127.0.0.1:0',
+      '--log-level=warn',
+    ]);
+    const controller = await startController(config, shutdown.signal, { logger: createLogger('warn') });
+    const metrics = controller.servers[0]?.address() as AddressInfo | null;
+    say(`[demo] controller running (metrics: http://127.0.0.1:${String(metrics?.port ?? '?')}/metrics)`);
+
+    const seedDir = join(root, 'examples', 'seed');
+    for (const file of (await readdir(seedDir)).filter((f) => f.endsWith('.yaml')).sort()) {
+      await applyYaml(client, await readFile(join(seedDir, file), 'utf8'));
+      say(`[demo] applied examples/seed/${file}`);
+    }
+    await waitFor(async () => {
+      const svc = await client.request<V1Service>('GET', '/api/v1/namespaces/default/services/nginx-lb');
+      return (svc.status?.loadBalancer?.ingress ?? []).length > 0 ? true : undefined;
+    }, 'nginx-lb to get an EXTERNAL-IP');
+
+    const list = await client.request<{ items: V1Service[] }>('GET', '/api/v1/namespaces/default/services');
+    say('');
+    say('$ kubectl get svc');
+    say(serviceTable(list.items, new Date()));
+    const pool = await client.request<AddressPool>('GET', '/apis/portico.dev/v1alpha1/addresspools/default');
+    say('');
+    say(`AddressPool default: ${String(pool.status?.assignedIPv4 ?? 0)} IPv4 assigned, ${String(pool.status?.availableIPv4 ?? 0)} available`);
+    say('');
+    say(`Kubernetes ${controlPlane.version} is running. Try:`);
+    say(`  export KUBECONFIG=${controlPlane.kubeconfigPath}`);
+    say('  kubectl get svc -o wide; kubectl describe svc nginx-lb; kubectl get addresspools');
+    if (once) {
+      await cleanup();
+      return;
+    }
+    say('Press Ctrl-C to stop and clean up.');
+    await controller.done;
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
+
+async function waitFor(probe: () => Promise<true | undefined>, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await probe()) return;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
+}

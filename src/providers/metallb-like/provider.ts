@@ -1,0 +1,226 @@
+/**
+ * The bare-metal provider, controller side: hands out addresses from AddressPools and writes
+ * pool status. Announcing the addresses (ARP/NDP) is the speaker's job.
+ *
+ * All allocation state lives in the pure Allocator; it is rebuilt from Services' status at the
+ * start of every leadership term, before any reconcile, so an address is never handed to two
+ * unshared Services.
+ */
+import type { V1Namespace, V1Node, V1Service } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { AddressPool } from '../../api/address-pool.js';
+import type { Condition } from '../../api/types.js';
+import type { Clock } from '../../kube/clock.js';
+import type { EventSink } from '../../kube/events.js';
+import { objectKey, type Informer } from '../../kube/informer.js';
+import { patchStatus } from '../../kube/patch.js';
+import type { KubeClient } from '../../kube/rest.js';
+import { ProviderError, type LoadBalancerProvider, type LoadBalancerStatus, type SpecProblem } from '../provider.js';
+import { Allocator, type AllocationRequest } from './allocator.js';
+import { findOverlaps, isParsedPool, parsePool, type ParsedPool } from './pool.js';
+import { allocationRequestFromService } from './service-request.js';
+
+export const L2_CLASS = 'portico.dev/l2' as const;
+const POOL_STATUS_DEBOUNCE_MS = 500;
+
+export interface L2ProviderDeps {
+  client: KubeClient;
+  pools: Informer<AddressPool>;
+  namespaces: Informer<V1Namespace>;
+  events: EventSink;
+  clock: Clock;
+  logger: Logger;
+}
+
+function serviceRefFromKey(key: string): { apiVersion: string; kind: string; namespace: string; name: string } {
+  const [namespace = '', name = ''] = key.split('/');
+  return { apiVersion: 'v1', kind: 'Service', namespace, name };
+}
+
+function creationTime(service: V1Service): number {
+  const created = service.metadata?.creationTimestamp;
+  return created ? new Date(created).getTime() : 0;
+}
+
+export class L2Provider implements LoadBalancerProvider {
+  readonly providerClass = L2_CLASS;
+  private readonly allocator = new Allocator();
+  private readonly listeners: ((keys: readonly string[]) => void)[] = [];
+  /** Services that could not get an address; retried whenever capacity changes, not on a timer. */
+  private readonly waiting = new Set<string>();
+  private poolProblems = new Map<string, { reason: string; message: string }>();
+  private started = false;
+  private cancelPoolStatus: (() => void) | undefined;
+
+  constructor(private readonly deps: L2ProviderDeps) {
+    const onPools = (): void => {
+      if (this.started) this.poolsChanged();
+    };
+    deps.pools.on({ onAdd: onPools, onUpdate: (old, pool) => {
+      // Our own status writes bump resourceVersion; only spec changes matter here.
+      if (JSON.stringify(old.spec) !== JSON.stringify(pool.spec) || old.metadata.generation !== pool.metadata.generation) onPools();
+    }, onDelete: onPools });
+  }
+
+  onChange(listener: (serviceKeys: readonly string[]) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private notify(keys: readonly string[]): void {
+    if (keys.length === 0) return;
+    for (const listener of this.listeners) listener(keys);
+  }
+
+  async start(provisioned: readonly V1Service[], signal: AbortSignal): Promise<void> {
+    const synced = await Promise.all([this.deps.pools.waitForSync(signal), this.deps.namespaces.waitForSync(signal)]);
+    if (!synced.every(Boolean)) return;
+    this.applyPools();
+    // Oldest first: when two Services claim one address, the one that had it first keeps it.
+    const byAge = [...provisioned].sort((a, b) => creationTime(a) - creationTime(b) || objectKey(a).localeCompare(objectKey(b)));
+    let restored = 0;
+    for (const service of byAge) {
+      const ips = (service.status?.loadBalancer?.ingress ?? []).map((i) => i.ip).filter((ip): ip is string => ip !== undefined);
+      if (ips.length === 0) continue;
+      const request = this.request(service);
+      if ('problems' in request) continue;
+      const result = this.allocator.restore(request.request, ips);
+      if (result.ok) restored++;
+      else this.deps.logger.warn({ service: objectKey(service), ips, reason: result.reason, message: result.message }, 'could not keep the address in status; it will be re-assigned');
+    }
+    this.started = true;
+    this.deps.logger.info({ restored, pools: this.deps.pools.list().length }, 'address allocations rebuilt from Service status');
+    this.schedulePoolStatus();
+  }
+
+  private request(service: V1Service): { request: AllocationRequest } | { problems: SpecProblem[] } {
+    const namespace = service.metadata?.namespace ?? '';
+    const labels = this.deps.namespaces.get(namespace)?.metadata?.labels ?? {};
+    return allocationRequestFromService(service, labels);
+  }
+
+  validate(service: V1Service): SpecProblem[] {
+    const request = this.request(service);
+    return 'problems' in request ? request.problems : [];
+  }
+
+  get(service: V1Service): Promise<{ exists: boolean; status?: LoadBalancerStatus }> {
+    const assignment = this.allocator.assignmentOf(objectKey(service));
+    if (!assignment) return Promise.resolve({ exists: false });
+    return Promise.resolve({ exists: true, status: this.status(service, assignment.ips) });
+  }
+
+  private status(service: V1Service, ips: readonly string[]): LoadBalancerStatus {
+    const ports = (service.spec?.ports ?? []).map((p) => ({ port: p.port, protocol: (p.protocol ?? 'TCP') as 'TCP' | 'UDP' | 'SCTP' }));
+    return { ingress: ips.map((ip) => ({ ip, ipMode: 'VIP' as const, ...(ports.length > 0 ? { ports } : {}) })) };
+  }
+
+  ensure(service: V1Service, _nodes: readonly V1Node[]): Promise<LoadBalancerStatus> {
+    const key = objectKey(service);
+    const request = this.request(service);
+    if ('problems' in request) {
+      const first = request.problems[0];
+      return Promise.reject(new ProviderError(first?.message ?? 'invalid Service', { retryable: false, reason: 'InvalidSpec', field: first?.field }));
+    }
+    const before = this.allocator.assignmentOf(key)?.ips.join(',');
+    const result = this.allocator.assign(request.request);
+    if (!result.ok) {
+      this.waiting.add(key);
+      this.schedulePoolStatus();
+      // Not retried on a timer: a freed address or a pool change re-queues it (see notify).
+      return Promise.reject(new ProviderError(`${result.reason}: ${result.message}`, { retryable: false, reason: 'AllocationFailed', field: result.field }));
+    }
+    this.waiting.delete(key);
+    if (before !== result.ips.join(',')) {
+      this.deps.events.record(serviceRefFromKey(key), 'Normal', 'IPAllocated', `Assigned IP ${JSON.stringify(result.ips)} from pool ${result.pool}`);
+      this.schedulePoolStatus();
+      // Another Service's address may have been freed by this one moving.
+      if (before !== undefined) this.capacityChanged();
+    }
+    return Promise.resolve(this.status(service, result.ips));
+  }
+
+  updateNodes(): Promise<void> {
+    // Backends are the speaker's concern: it announces from an eligible node on its own.
+    return Promise.resolve();
+  }
+
+  ensureDeleted(service: V1Service): Promise<void> {
+    const key = objectKey(service);
+    this.waiting.delete(key);
+    if (this.allocator.assignmentOf(key)) {
+      this.allocator.release(key);
+      this.schedulePoolStatus();
+      this.capacityChanged();
+    }
+    return Promise.resolve();
+  }
+
+  private capacityChanged(): void {
+    this.notify([...this.waiting]);
+  }
+
+  private applyPools(): ReturnType<Allocator['setPools']> {
+    const parsed: ParsedPool[] = [];
+    const problems = new Map<string, { reason: string; message: string }>();
+    for (const pool of this.deps.pools.list()) {
+      const result = parsePool(pool);
+      if (isParsedPool(result)) parsed.push(result);
+      else problems.set(pool.metadata.name, { reason: 'InvalidSpec', message: result.problems.map((p) => `${p.field}: ${p.message}`).join('; ') });
+    }
+    for (const [name, others] of findOverlaps(parsed)) {
+      problems.set(name, { reason: 'Overlap', message: `addresses overlap with pool(s) ${others.join(', ')}; neither is used for new allocations until fixed` });
+    }
+    for (const [name, problem] of problems) {
+      const previous = this.poolProblems.get(name);
+      if (previous?.message !== problem.message) {
+        this.deps.events.record({ apiVersion: 'portico.dev/v1alpha1', kind: 'AddressPool', name, namespace: 'default' }, 'Warning', problem.reason, problem.message);
+      }
+    }
+    this.poolProblems = problems;
+    return this.allocator.setPools(parsed);
+  }
+
+  private poolsChanged(): void {
+    const released = this.applyPools();
+    for (const r of released) {
+      this.deps.events.record(serviceRefFromKey(r.key), 'Warning', 'IPReleased', `Address(es) ${r.ips.join(', ')} from pool ${r.pool} released: ${r.reason}; re-assigning`);
+    }
+    this.deps.logger.info({ released: released.length }, 'address pools changed');
+    this.schedulePoolStatus();
+    this.notify([...released.map((r) => r.key), ...this.waiting]);
+  }
+
+  private schedulePoolStatus(): void {
+    if (this.cancelPoolStatus) return;
+    this.cancelPoolStatus = this.deps.clock.setTimer(() => {
+      this.cancelPoolStatus = undefined;
+      void this.writePoolStatuses().catch((error: unknown) => this.deps.logger.warn({ err: error }, 'could not update AddressPool status'));
+    }, POOL_STATUS_DEBOUNCE_MS);
+  }
+
+  /** Counts and conditions on every pool, written only where they changed. */
+  private async writePoolStatuses(): Promise<void> {
+    const now = new Date(this.deps.clock.now()).toISOString();
+    for (const pool of this.deps.pools.list()) {
+      const name = pool.metadata.name;
+      const problem = this.poolProblems.get(name);
+      const stats = problem ? { assignedIPv4: 0, assignedIPv6: 0, availableIPv4: 0, availableIPv6: 0 } : this.allocator.stats(name);
+      await patchStatus(this.deps.client, `/apis/portico.dev/v1alpha1/addresspools/${name}`, pool as AddressPool & { status?: Record<string, unknown> }, (current) => {
+        const old = current.status?.conditions?.find((c) => c.type === 'Ready');
+        const status = problem ? 'False' : 'True';
+        const generation = current.metadata.generation !== undefined ? { observedGeneration: current.metadata.generation } : {};
+        const ready: Condition = {
+          type: 'Ready',
+          status,
+          reason: problem?.reason ?? 'Valid',
+          message: problem?.message ?? 'pool is valid and in use',
+          lastTransitionTime: old?.status === status ? old.lastTransitionTime : now,
+          ...generation,
+        };
+        return { ...stats, ...generation, conditions: [ready] };
+      }).catch((error: unknown) => {
+        this.deps.logger.debug({ err: error, pool: name }, 'pool status write failed');
+      });
+    }
+  }
+}

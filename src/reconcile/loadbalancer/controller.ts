@@ -1,0 +1,405 @@
+/**
+ * The LoadBalancer controller: informers feed a workqueue; each reconcile plans from the
+ * current Service (level-based, never from the event that queued it) and the executor below
+ * carries the plan out: finalizer first, provider call, then status — each written only when
+ * it differs.
+ */
+import type { V1Node, V1Service } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Clock } from '../../kube/clock.js';
+import type { EventSink, EventType, ObjectReference } from '../../kube/events.js';
+import { objectKey, type Informer } from '../../kube/informer.js';
+import { patchStatus, patchWithRetry } from '../../kube/patch.js';
+import type { KubeClient } from '../../kube/rest.js';
+import { done, requeueAfter, retry, terminal, WorkQueue, type Outcome as QueueOutcome } from '../../kube/workqueue.js';
+import { asProviderError, type LoadBalancerProvider, type ProviderClass } from '../../providers/provider.js';
+import {
+  describeIngress,
+  describeProblems,
+  desiredStatus,
+  eligibleNodes,
+  FINALIZER,
+  hasFinalizer,
+  nodeSetKey,
+  plan,
+  PROVISIONED_BY_ANNOTATION,
+  serviceSpecKey,
+  wantedClass,
+  type Outcome,
+} from './planner.js';
+
+export const DEFAULT_WORKERS = 4;
+export const DEFAULT_RESYNC_PERIOD_MS = 10 * 60_000;
+/** Re-ensures are spread over ±10% of the period so they do not arrive in one burst. */
+const RESYNC_JITTER = 0.1;
+
+export interface LoadBalancerControllerOptions {
+  client: KubeClient;
+  services: Informer<V1Service>;
+  nodes: Informer<V1Node>;
+  providers: ReadonlyMap<ProviderClass, LoadBalancerProvider>;
+  events: EventSink;
+  clock: Clock;
+  logger: Logger;
+  registry: Registry;
+  defaultClass?: ProviderClass | undefined;
+  workers?: number;
+  resyncPeriodMs?: number;
+  random?: () => number;
+}
+
+/** What this process last converged for a Service. */
+interface Synced {
+  uid: string;
+  provider: ProviderClass;
+  specKey: string;
+  nodeKey: string;
+  ensuredAt: number;
+  service: V1Service;
+}
+
+interface Metrics {
+  reconciles: Counter<'result'>;
+  duration: Histogram;
+  providerCalls: Counter<'provider' | 'method' | 'result'>;
+  managed: Gauge<'provider'>;
+}
+
+function metric<T>(registry: Registry, name: string, create: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? create();
+}
+
+function createMetrics(registry: Registry): Metrics {
+  const registers = [registry];
+  return {
+    reconciles: metric(registry, 'portico_loadbalancer_reconciles_total', () => new Counter({ name: 'portico_loadbalancer_reconciles_total', help: 'LoadBalancer reconciles by result (done, requeue, error, terminal)', labelNames: ['result'], registers })),
+    duration: metric(registry, 'portico_loadbalancer_reconcile_duration_seconds', () => new Histogram({ name: 'portico_loadbalancer_reconcile_duration_seconds', help: 'Time one LoadBalancer reconcile takes', buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120], registers })),
+    providerCalls: metric(registry, 'portico_provider_calls_total', () => new Counter({ name: 'portico_provider_calls_total', help: 'Provider calls by provider, method and result', labelNames: ['provider', 'method', 'result'], registers })),
+    managed: metric(registry, 'portico_loadbalancer_services', () => new Gauge({ name: 'portico_loadbalancer_services', help: 'LoadBalancer Services converged by this controller, by provider', labelNames: ['provider'], registers })),
+  };
+}
+
+export function serviceRef(service: V1Service): ObjectReference {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    namespace: service.metadata?.namespace,
+    name: service.metadata?.name ?? '',
+    uid: service.metadata?.uid,
+    resourceVersion: service.metadata?.resourceVersion,
+  };
+}
+
+export function servicePath(service: V1Service): string {
+  return `/api/v1/namespaces/${service.metadata?.namespace ?? 'default'}/services/${service.metadata?.name ?? ''}`;
+}
+
+export class LoadBalancerController {
+  readonly queue: WorkQueue;
+  private readonly synced = new Map<string, Synced>();
+  /** Last copy of Services deleted while still carrying our finalizer (forced removal). */
+  private readonly tombstones = new Map<string, V1Service>();
+  /** UIDs whose balancer this process deleted: their final DELETED event needs no cleanup. */
+  private readonly cleanedUids = new Set<string>();
+  private lastNodeKey = '';
+  private readonly metrics: Metrics;
+
+  constructor(private readonly options: LoadBalancerControllerOptions) {
+    this.queue = new WorkQueue({ name: 'loadbalancer', clock: options.clock, registry: options.registry });
+    this.metrics = createMetrics(options.registry);
+  }
+
+  private get log(): Logger {
+    return this.options.logger;
+  }
+
+  private relevant(service: V1Service): boolean {
+    return wantedClass(service, this.options.defaultClass) !== undefined || hasFinalizer(service) || service.spec?.type === 'LoadBalancer';
+  }
+
+  /** Runs until `signal` aborts (leadership lost or shutdown); informers must be running. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { services, nodes, providers } = this.options;
+    services.on({
+      onAdd: (s) => {
+        if (this.relevant(s)) this.queue.add(objectKey(s));
+      },
+      onUpdate: (old, s) => {
+        if (this.relevant(s) || this.relevant(old)) this.queue.add(objectKey(s));
+      },
+      onDelete: (s) => {
+        if (hasFinalizer(s) && !this.cleanedUids.delete(s.metadata?.uid ?? '')) this.tombstones.set(objectKey(s), s);
+        if (this.relevant(s)) this.queue.add(objectKey(s));
+      },
+    });
+    const onNodes = (): void => this.nodesChanged();
+    nodes.on({ onAdd: onNodes, onUpdate: onNodes, onDelete: onNodes });
+    for (const provider of providers.values()) {
+      provider.onChange?.((keys) => {
+        for (const key of keys) this.queue.add(key);
+      });
+    }
+
+    const synced = await Promise.all([services.waitForSync(signal), nodes.waitForSync(signal)]);
+    if (!synced.every(Boolean)) return;
+    this.lastNodeKey = nodeSetKey(eligibleNodes(nodes.list()));
+    // Providers rebuild their state from what they provisioned before any reconcile runs.
+    for (const provider of providers.values()) {
+      const mine = services.list().filter((s) => hasFinalizer(s) && s.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION] === provider.providerClass);
+      await provider.start?.(mine, signal);
+    }
+    for (const service of services.list()) if (this.relevant(service)) this.queue.add(objectKey(service));
+    this.log.info({ services: services.list().length, workers: this.options.workers ?? DEFAULT_WORKERS }, 'LoadBalancer controller started');
+    const stop = (): void => this.queue.shutDown();
+    signal.addEventListener('abort', stop, { once: true });
+    await this.queue.run(this.options.workers ?? DEFAULT_WORKERS, (key, s) => this.reconcileKey(key, s), signal);
+  }
+
+  private nodesChanged(): void {
+    const key = nodeSetKey(eligibleNodes(this.options.nodes.list()));
+    if (key === this.lastNodeKey) return;
+    this.lastNodeKey = key;
+    // Only Services converged against another node set need their backends updated.
+    for (const [serviceKey, synced] of this.synced) if (synced.nodeKey !== key) this.queue.add(serviceKey);
+  }
+
+  async reconcileKey(key: string, signal: AbortSignal): Promise<QueueOutcome> {
+    const started = this.options.clock.now();
+    const log = this.log.child({ service: key });
+    try {
+      const outcome = await this.reconcile(key, log, signal);
+      this.metrics.reconciles.inc({ result: outcome.kind });
+      return outcome;
+    } catch (error) {
+      log.error({ err: error }, 'reconcile failed');
+      this.metrics.reconciles.inc({ result: 'error' });
+      return retry(error);
+    } finally {
+      this.metrics.duration.observe((this.options.clock.now() - started) / 1000);
+    }
+  }
+
+  private provider(providerClass: ProviderClass): LoadBalancerProvider | undefined {
+    return this.options.providers.get(providerClass);
+  }
+
+  private event(service: V1Service, type: EventType, reason: string, message: string): void {
+    this.options.events.record(serviceRef(service), type, reason, message);
+  }
+
+  private async call<T>(provider: LoadBalancerProvider, method: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      const result = await fn();
+      this.metrics.providerCalls.inc({ provider: provider.providerClass, method, result: 'ok' });
+      return result;
+    } catch (error) {
+      this.metrics.providerCalls.inc({ provider: provider.providerClass, method, result: 'error' });
+      throw asProviderError(error);
+    }
+  }
+
+  private rememberCleaned(uid: string): void {
+    this.cleanedUids.add(uid);
+    // Bounded: a DELETED event normally follows within moments.
+    if (this.cleanedUids.size > 10_000) {
+      const oldest = this.cleanedUids.values().next().value;
+      if (oldest !== undefined) this.cleanedUids.delete(oldest);
+    }
+  }
+
+  private forget(key: string): void {
+    const old = this.synced.get(key);
+    if (old) this.metrics.managed.dec({ provider: old.provider });
+    this.synced.delete(key);
+  }
+
+  private remember(key: string, entry: Synced): void {
+    const old = this.synced.get(key);
+    if (old) this.metrics.managed.dec({ provider: old.provider });
+    this.metrics.managed.inc({ provider: entry.provider });
+    this.synced.set(key, entry);
+  }
+
+  private async reconcile(key: string, log: Logger, signal: AbortSignal): Promise<QueueOutcome> {
+    const service = this.options.services.get(key);
+    if (!service) return this.reconcileGone(key, log);
+    this.tombstones.delete(key);
+
+    // Same name, new object: the old one's balancer goes before the new one gets its own.
+    const known = this.synced.get(key);
+    if (known && known.uid !== service.metadata?.uid) {
+      const oldProvider = this.provider(known.provider);
+      if (oldProvider) await this.call(oldProvider, 'ensureDeleted', () => oldProvider.ensureDeleted(known.service));
+      this.forget(key);
+      log.info({ oldUid: known.uid }, 'Service was recreated; deleted the old balancer');
+    }
+
+    const planned = plan({
+      service,
+      defaultClass: this.options.defaultClass,
+      available: new Set(this.options.providers.keys()),
+      validate: (providerClass, s) => this.provider(providerClass)?.validate(s) ?? [],
+    });
+    switch (planned.kind) {
+      case 'ignore':
+        this.forget(key);
+        return done();
+      case 'unavailable':
+        await this.writeStatus(service, { kind: 'unavailable', wanted: planned.wanted }, signal);
+        return terminal(new Error(`provider ${planned.wanted} not enabled`));
+      case 'reject': {
+        const message = describeProblems(planned.problems);
+        this.event(service, 'Warning', 'SyncLoadBalancerFailed', `invalid spec: ${message}`);
+        await this.writeStatus(service, { kind: 'rejected', problems: planned.problems }, signal);
+        log.warn({ problems: planned.problems }, 'Service spec rejected');
+        return terminal(new Error(message));
+      }
+      case 'cleanup':
+        return this.cleanup(service, planned.provider, planned.deleting, planned.why, log, signal);
+      case 'ensure':
+        return this.ensure(key, service, planned.provider, planned.previous, log, signal);
+    }
+  }
+
+  /** The Service is gone from the cache. Only a forced finalizer removal leaves work here. */
+  private async reconcileGone(key: string, log: Logger): Promise<QueueOutcome> {
+    const last = this.tombstones.get(key) ?? this.synced.get(key)?.service;
+    const providerClass = this.synced.get(key)?.provider ?? (last?.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION] as ProviderClass | undefined);
+    const provider = providerClass ? this.provider(providerClass) : undefined;
+    if (last && provider) {
+      await this.call(provider, 'ensureDeleted', () => provider.ensureDeleted(last));
+      log.info('Service vanished without our cleanup; deleted its balancer');
+    }
+    this.tombstones.delete(key);
+    this.forget(key);
+    return done();
+  }
+
+  private async cleanup(service: V1Service, providerClass: ProviderClass, deleting: boolean, why: string, log: Logger, signal: AbortSignal): Promise<QueueOutcome> {
+    const key = objectKey(service);
+    const provider = this.provider(providerClass);
+    if (!provider) {
+      // Keep the finalizer: removing it would leak whatever that provider created.
+      this.event(service, 'Warning', 'SyncLoadBalancerFailed', `cannot delete the load balancer: provider ${providerClass} is not enabled in this controller`);
+      return terminal(new Error(`provider ${providerClass} not enabled`));
+    }
+    this.event(service, 'Normal', 'DeletingLoadBalancer', `Deleting load balancer (${why})`);
+    try {
+      await this.call(provider, 'ensureDeleted', () => provider.ensureDeleted(service));
+    } catch (error) {
+      const providerError = asProviderError(error);
+      this.event(service, 'Warning', 'SyncLoadBalancerFailed', `Error deleting load balancer: ${providerError.message}`);
+      return this.providerErrorOutcome(providerError);
+    }
+    let current = service;
+    if (!deleting) current = await this.writeStatus(service, { kind: 'cleaned' }, signal);
+    await patchWithRetry(this.options.client, servicePath(current), current, (s) =>
+      hasFinalizer(s) || s.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION] !== undefined
+        ? { metadata: { finalizers: (s.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER), annotations: { [PROVISIONED_BY_ANNOTATION]: null } } }
+        : undefined,
+      { signal },
+    );
+    this.event(service, 'Normal', 'DeletedLoadBalancer', 'Deleted load balancer');
+    this.forget(key);
+    if (deleting) this.rememberCleaned(service.metadata?.uid ?? '');
+    log.info({ why }, 'load balancer deleted');
+    return done();
+  }
+
+  private async ensure(key: string, service: V1Service, providerClass: ProviderClass, previous: ProviderClass | undefined, log: Logger, signal: AbortSignal): Promise<QueueOutcome> {
+    const provider = this.provider(providerClass);
+    if (!provider) return terminal(new Error(`provider ${providerClass} not enabled`));
+    if (previous) {
+      const old = this.provider(previous);
+      if (!old) return terminal(new Error(`provider ${previous} that provisioned this Service is not enabled`));
+      await this.call(old, 'ensureDeleted', () => old.ensureDeleted(service));
+      log.info({ previous, next: providerClass }, 'moved to another provider; deleted the old balancer');
+    }
+
+    // Finalizer (and who provisioned) before any provider call, so nothing is ever leaked.
+    const { object: current } = await patchWithRetry(this.options.client, servicePath(service), service, (s) =>
+      hasFinalizer(s) && s.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION] === providerClass
+        ? undefined
+        : { metadata: { finalizers: [...(s.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER), FINALIZER], annotations: { [PROVISIONED_BY_ANNOTATION]: providerClass } } },
+      { signal },
+    );
+
+    const nodes = eligibleNodes(this.options.nodes.list());
+    const nodeKey = nodeSetKey(nodes);
+    const specKey = serviceSpecKey(current);
+    const now = this.options.clock.now();
+    const resyncMs = this.options.resyncPeriodMs ?? DEFAULT_RESYNC_PERIOD_MS;
+    const known = this.synced.get(key);
+    const hasIngress = (current.status?.loadBalancer?.ingress ?? []).length > 0;
+    const resyncDue = known !== undefined && now - known.ensuredAt >= resyncMs * (1 - RESYNC_JITTER);
+    const needsEnsure = !known || known.specKey !== specKey || known.provider !== providerClass || resyncDue || !hasIngress;
+
+    if (!needsEnsure) {
+      if (known.nodeKey !== nodeKey) {
+        try {
+          await this.call(provider, 'updateNodes', () => provider.updateNodes(current, nodes));
+        } catch (error) {
+          return this.failed(current, asProviderError(error), signal);
+        }
+        this.remember(key, { ...known, nodeKey, service: current });
+        log.info({ nodes: nodes.length }, 'updated load balancer backends');
+      }
+      return requeueAfter(this.nextResyncMs(known.ensuredAt + resyncMs - now));
+    }
+
+    if (!hasIngress) this.event(current, 'Normal', 'EnsuringLoadBalancer', 'Ensuring load balancer');
+    let status;
+    try {
+      status = await this.call(provider, 'ensure', () => provider.ensure(current, nodes));
+    } catch (error) {
+      return this.failed(current, asProviderError(error), signal);
+    }
+    const before = describeIngress(current.status?.loadBalancer?.ingress ?? []);
+    const written = await this.writeStatus(current, { kind: 'ensured', status }, signal);
+    const after = describeIngress(status.ingress);
+    if (!hasIngress || before !== after) this.event(current, 'Normal', 'EnsuredLoadBalancer', `Ensured load balancer: ${after}`);
+    this.remember(key, { uid: current.metadata?.uid ?? '', provider: providerClass, specKey, nodeKey, ensuredAt: now, service: written });
+    return requeueAfter(this.nextResyncMs(resyncMs));
+  }
+
+  private nextResyncMs(baseMs: number): number {
+    const random = this.options.random ?? Math.random;
+    const period = this.options.resyncPeriodMs ?? DEFAULT_RESYNC_PERIOD_MS;
+    return Math.max(1_000, baseMs + (random() * 2 - 1) * RESYNC_JITTER * period);
+  }
+
+  private async failed(service: V1Service, error: ReturnType<typeof asProviderError>, signal: AbortSignal): Promise<QueueOutcome> {
+    const reason = error.reason === 'AllocationFailed' ? 'AllocationFailed' : 'SyncLoadBalancerFailed';
+    this.event(service, 'Warning', reason, error.field ? `${error.field}: ${error.message}` : error.message);
+    await this.writeStatus(service, { kind: 'failed', error }, signal);
+    this.synced.delete(objectKey(service));
+    return this.providerErrorOutcome(error);
+  }
+
+  private providerErrorOutcome(error: ReturnType<typeof asProviderError>): QueueOutcome {
+    if (!error.retryable) return terminal(error);
+    if (error.retryAfterMs !== undefined) return requeueAfter(error.retryAfterMs);
+    return retry(error);
+  }
+
+  /** Writes the status `outcome` implies, only when it differs; returns the updated object. */
+  private async writeStatus(service: V1Service, outcome: Outcome, signal: AbortSignal): Promise<V1Service> {
+    const now = new Date(this.options.clock.now());
+    const { object } = await patchStatus(
+      this.options.client,
+      servicePath(service),
+      service as V1Service & { status?: Record<string, unknown> },
+      (s) => {
+        const desired = desiredStatus(s, outcome, now);
+        // A merge patch clears a field only with an explicit null.
+        return {
+          loadBalancer: 'ingress' in desired.loadBalancer ? desired.loadBalancer : { ingress: null },
+          conditions: desired.conditions.length > 0 ? desired.conditions : null,
+        };
+      },
+      signal,
+    );
+    return object;
+  }
+}

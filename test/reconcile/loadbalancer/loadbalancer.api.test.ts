@@ -1,0 +1,310 @@
+/**
+ * The LoadBalancer controller end to end against the real API server: the bare-metal provider
+ * with namespace-scoped pools, and a deliberately flaky provider for error handling.
+ */
+import type { V1Service } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyManifest, applyYaml, type Manifest } from '../../../src/kube/apply.js';
+import { isKubeError } from '../../../src/kube/rest.js';
+import { ProviderError } from '../../../src/providers/provider.js';
+import { FINALIZER, PROVISIONED_BY_ANNOTATION } from '../../../src/reconcile/loadbalancer/planner.js';
+import { FlakyProvider } from '../../fakes/flaky-provider.js';
+import { installCrds, readExample, startTestController, type TestController } from '../../support/controller.js';
+import { eventually, useNamespace } from '../../support/kube.js';
+
+const ns = useNamespace('lb');
+const other = useNamespace('lb-other');
+const { client } = ns;
+
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+}
+
+function pool(name: string, addresses: string[], namespaces: string[], extra: Record<string, unknown> = {}): Manifest {
+  return { apiVersion: 'portico.dev/v1alpha1', kind: 'AddressPool', metadata: { name }, spec: { addresses, allocation: { namespaces, ...extra } } };
+}
+
+function lbService(name: string, options: { annotations?: Record<string, string>; ports?: { port: number; protocol?: string }[]; spec?: Record<string, unknown>; namespace?: string } = {}): Manifest {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace: options.namespace ?? ns.name, annotations: options.annotations ?? {} },
+    spec: {
+      type: 'LoadBalancer',
+      loadBalancerClass: 'portico.dev/l2',
+      selector: { app: name },
+      ports: (options.ports ?? [{ port: 80 }]).map((p, i) => ({ name: `p${String(i)}`, protocol: 'TCP', ...p })),
+      ...options.spec,
+    },
+  };
+}
+
+async function getService(name: string, namespace = ns.name): Promise<V1Service> {
+  return client.request<V1Service>('GET', `/api/v1/namespaces/${namespace}/services/${name}`);
+}
+
+function ingressIPs(service: V1Service): string[] {
+  return (service.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? i.hostname ?? '');
+}
+
+function readyCondition(service: V1Service): Condition | undefined {
+  return (service.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'LoadBalancerReady');
+}
+
+async function waitForIngress(name: string, count = 1, namespace = ns.name): Promise<V1Service> {
+  return eventually(async () => {
+    const s = await getService(name, namespace);
+    return ingressIPs(s).length >= count && readyCondition(s)?.status === 'True' ? s : undefined;
+  }, `${name} to get ${String(count)} address(es)`);
+}
+
+async function waitForCondition(name: string, reason: string, namespace = ns.name): Promise<Condition> {
+  return eventually(async () => {
+    const c = readyCondition(await getService(name, namespace));
+    return c?.reason === reason ? c : undefined;
+  }, `${name} to report ${reason}`);
+}
+
+async function deleteService(name: string, namespace = ns.name): Promise<void> {
+  await client.request('DELETE', `/api/v1/namespaces/${namespace}/services/${name}`).catch((error: unknown) => {
+    if (!isKubeError(error, 404)) throw error;
+  });
+}
+
+async function eventsFor(name: string): Promise<{ reason: string; message: string; type: string }[]> {
+  const list = await client.request<{ items: { reason: string; message: string; type: string; involvedObject: { name: string } }[] }>('GET', `/api/v1/namespaces/${ns.name}/events`);
+  return list.items.filter((e) => e.involvedObject.name === name);
+}
+
+let controller: TestController;
+const pools: string[] = [];
+
+beforeAll(async () => {
+  await installCrds(client);
+  // Small, namespace-scoped pools so exhaustion is reachable and other test files are unaffected.
+  const main = pool(`${ns.name}-main`, ['192.0.2.16/29', '2001:db8:16::/125'], [ns.name], { priority: 1 });
+  const spare = pool(`${ns.name}-spare`, ['192.0.2.32/30'], [ns.name], { priority: 2 });
+  const foreign = pool(`${other.name}-only`, ['192.0.2.40/30'], [other.name]);
+  for (const p of [main, spare, foreign]) {
+    await applyManifest(client, p);
+    pools.push(p.metadata.name);
+  }
+  controller = await startTestController(['--default-class=portico.dev/l2']);
+});
+
+afterAll(async () => {
+  for (const name of (await client.request<{ items: V1Service[] }>('GET', `/api/v1/namespaces/${ns.name}/services`)).items.map((s) => s.metadata?.name ?? '')) {
+    await deleteService(name);
+  }
+  await eventually(async () => ((await client.request<{ items: V1Service[] }>('GET', `/api/v1/namespaces/${ns.name}/services`)).items.length === 0 ? true : undefined), 'services deleted');
+  await controller.stop();
+  for (const name of pools) await client.request('DELETE', `/apis/portico.dev/v1alpha1/addresspools/${name}`).catch(() => undefined);
+});
+
+describe('bare-metal provider', () => {
+  it('gives the seed nginx-loadbalancer an address, our finalizer and a Ready condition', async () => {
+    await applyYaml(client, await readExample('seed/nginx-loadbalancer.yaml'), ns.name);
+    const service = await waitForIngress('nginx-lb');
+    expect(ingressIPs(service)[0]).toMatch(/^192\.0\.2\.(1[6-9]|2[0-3])$/);
+    expect(service.metadata?.finalizers).toContain(FINALIZER);
+    expect(service.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION]).toBe('portico.dev/l2');
+    expect(service.status?.loadBalancer?.ingress?.[0]).toMatchObject({ ipMode: 'VIP', ports: [{ port: 80, protocol: 'TCP' }] });
+    const events = await eventually(async () => {
+      const reasons = (await eventsFor('nginx-lb')).map((e) => e.reason);
+      return reasons.includes('EnsuredLoadBalancer') && reasons.includes('IPAllocated') ? reasons : undefined;
+    }, 'events');
+    expect(events).toContain('IPAllocated');
+  });
+
+  it('makes no writes in steady state', async () => {
+    const before = await getService('nginx-lb');
+    // Re-queue the Service by touching an unrelated label; the controller must not write back.
+    await client.request('PATCH', `/api/v1/namespaces/${ns.name}/services/nginx-lb`, { body: { metadata: { labels: { touched: 'yes' } } }, patchType: 'merge' });
+    const touched = await getService('nginx-lb');
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // give the controller a chance to (wrongly) write
+    const after = await getService('nginx-lb');
+    expect(after.metadata?.resourceVersion).toBe(touched.metadata?.resourceVersion);
+    expect(ingressIPs(after)).toEqual(ingressIPs(before));
+  });
+
+  it('releases the address and the finalizer when the Service becomes ClusterIP', async () => {
+    await applyManifest(client, lbService('to-clusterip'));
+    const service = await waitForIngress('to-clusterip');
+    const ip = ingressIPs(service)[0];
+    await client.request('PATCH', `/api/v1/namespaces/${ns.name}/services/to-clusterip`, {
+      body: { spec: { type: 'ClusterIP', loadBalancerClass: null } },
+      patchType: 'merge',
+    });
+    const cleaned = await eventually(async () => {
+      const s = await getService('to-clusterip');
+      return !(s.metadata?.finalizers ?? []).includes(FINALIZER) && ingressIPs(s).length === 0 ? s : undefined;
+    }, 'finalizer and address released');
+    expect(cleaned.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION]).toBeUndefined();
+    expect(readyCondition(cleaned)).toBeUndefined();
+    // The freed address is handed out again.
+    await applyManifest(client, lbService('reuse', { annotations: { 'portico.dev/load-balancer-ips': ip ?? '' } }));
+    expect(ingressIPs(await waitForIngress('reuse'))).toEqual([ip]);
+    await deleteService('reuse');
+  });
+
+  it('lets a deleted Service go once its address is released', async () => {
+    await applyManifest(client, lbService('doomed'));
+    await waitForIngress('doomed');
+    await deleteService('doomed');
+    await eventually(async () => {
+      try {
+        await getService('doomed');
+        return undefined;
+      } catch (error) {
+        return isKubeError(error, 404) ? true : undefined;
+      }
+    }, 'doomed to be gone');
+    expect((await eventsFor('doomed')).map((e) => e.reason)).toContain('DeletedLoadBalancer');
+  });
+
+  it('gives two sharing Services one address, and refuses a third that overlaps a port', async () => {
+    const shared = { 'portico.dev/allow-shared-ip': 'web' };
+    await applyManifest(client, lbService('share-http', { annotations: shared, ports: [{ port: 80 }] }));
+    await applyManifest(client, lbService('share-https', { annotations: shared, ports: [{ port: 443 }] }));
+    const a = await waitForIngress('share-http');
+    const b = await waitForIngress('share-https');
+    expect(ingressIPs(a)).toEqual(ingressIPs(b));
+
+    await applyManifest(client, lbService('share-clash', { annotations: { ...shared, 'portico.dev/load-balancer-ips': ingressIPs(a)[0] ?? '' }, ports: [{ port: 80 }] }));
+    const condition = await waitForCondition('share-clash', 'AllocationFailed');
+    expect(condition.message).toMatch(/80/);
+    await deleteService('share-clash');
+  });
+
+  it('refuses an address held by an unshared Service, saying so', async () => {
+    const holder = await waitForIngress('nginx-lb');
+    await applyManifest(client, lbService('wants-taken', { annotations: { 'portico.dev/load-balancer-ips': ingressIPs(holder)[0] ?? '' } }));
+    const condition = await waitForCondition('wants-taken', 'AllocationFailed');
+    expect(condition.message).toContain(ingressIPs(holder)[0]);
+    expect((await eventsFor('wants-taken')).some((e) => e.type === 'Warning' && e.reason === 'AllocationFailed')).toBe(true);
+    await deleteService('wants-taken');
+  });
+
+  it('never hands out an address of a pool scoped to another namespace, even on request', async () => {
+    await applyManifest(client, lbService('hijack', { annotations: { 'portico.dev/load-balancer-ips': '192.0.2.41' } }));
+    const condition = await waitForCondition('hijack', 'AllocationFailed');
+    expect(condition.message).toContain('AddressNotInAllowedPool');
+    expect(ingressIPs(await getService('hijack'))).toEqual([]);
+    // The rightful tenant gets it.
+    await applyManifest(client, lbService('tenant', { namespace: other.name, annotations: { 'portico.dev/load-balancer-ips': '192.0.2.41' } }));
+    expect(ingressIPs(await waitForIngress('tenant', 1, other.name))).toEqual(['192.0.2.41']);
+    await deleteService('hijack');
+    await deleteService('tenant', other.name);
+  });
+
+  it('assigns one address per family to a RequireDualStack Service', async () => {
+    await applyManifest(client, lbService('dual', { spec: { ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv4', 'IPv6'] } }));
+    const service = await waitForIngress('dual', 2);
+    const ips = ingressIPs(service);
+    expect(ips[0]).toMatch(/^192\.0\.2\./);
+    expect(ips[1]).toMatch(/^2001:db8:16::/);
+    await deleteService('dual');
+  });
+
+  it('reports malformed annotations as InvalidSpec naming the field, and keeps serving others', async () => {
+    await applyManifest(client, lbService('malformed', { annotations: { 'portico.dev/load-balancer-ips': '192.0.2.999, ::zz' } }));
+    const condition = await waitForCondition('malformed', 'InvalidSpec');
+    expect(condition.message).toContain('metadata.annotations[portico.dev/load-balancer-ips]');
+    expect((await eventsFor('malformed')).some((e) => e.type === 'Warning' && e.reason === 'SyncLoadBalancerFailed')).toBe(true);
+    await applyManifest(client, lbService('after-malformed'));
+    await waitForIngress('after-malformed');
+    // Fixing the annotation is picked up without a restart.
+    await applyManifest(client, lbService('malformed'));
+    await waitForIngress('malformed');
+    await deleteService('malformed');
+    await deleteService('after-malformed');
+  });
+
+  it('reports pool exhaustion and recovers as soon as an address frees', async () => {
+    // main has 8 IPv4 addresses and spare 4; nginx-lb and the two sharing Services hold 2.
+    const created: string[] = [];
+    let exhausted: string | undefined;
+    for (let i = 0; i < 12 && exhausted === undefined; i++) {
+      const name = `fill-${String(i)}`;
+      await applyManifest(client, lbService(name));
+      created.push(name);
+      const state = await eventually(async () => {
+        const s = await getService(name);
+        const c = readyCondition(s);
+        return c?.status === 'True' ? 'ok' : c?.reason === 'AllocationFailed' ? 'exhausted' : undefined;
+      }, `${name} to settle`);
+      if (state === 'exhausted') exhausted = name;
+    }
+    expect(exhausted).toBeDefined();
+    const condition = readyCondition(await getService(exhausted ?? ''));
+    expect(condition?.message).toContain('PoolExhausted');
+    await deleteService(created[0] ?? '');
+    await waitForIngress(exhausted ?? '');
+    for (const name of created) await deleteService(name);
+  });
+});
+
+describe('controller restart', () => {
+  it('restarting mid-burst hands out no address twice', async () => {
+    const names = Array.from({ length: 10 }, (_, i) => `burst-${String(i)}`);
+    await controller.stop();
+    await Promise.all(names.map((name) => applyManifest(client, lbService(name))));
+    controller = await startTestController(['--default-class=portico.dev/l2']);
+    // Stop again as soon as a few are done, then let a fresh controller finish the rest.
+    await eventually(async () => {
+      const list = await client.request<{ items: V1Service[] }>('GET', `/api/v1/namespaces/${ns.name}/services`);
+      return list.items.filter((s) => s.metadata?.name?.startsWith('burst-') && ingressIPs(s).length > 0).length >= 3 ? true : undefined;
+    }, 'a few burst Services to get addresses');
+    await controller.stop();
+    controller = await startTestController(['--default-class=portico.dev/l2']);
+    const settled = await eventually(async () => {
+      const list = await client.request<{ items: V1Service[] }>('GET', `/api/v1/namespaces/${ns.name}/services`);
+      const lbs = list.items.filter((s) => s.spec?.type === 'LoadBalancer');
+      return lbs.every((s) => readyCondition(s) !== undefined && (readyCondition(s)?.status === 'True' || readyCondition(s)?.reason === 'AllocationFailed')) ? lbs : undefined;
+    }, 'every LoadBalancer Service to settle');
+    const owners = new Map<string, string[]>();
+    for (const s of settled) {
+      const sharing = s.metadata?.annotations?.['portico.dev/allow-shared-ip'];
+      for (const ip of ingressIPs(s)) owners.set(ip, [...(owners.get(ip) ?? []), sharing ? `shared:${sharing}` : (s.metadata?.name ?? '')]);
+    }
+    for (const [ip, holders] of owners) {
+      const unshared = holders.filter((h) => !h.startsWith('shared:'));
+      expect(unshared.length > 1 || (unshared.length === 1 && holders.length > 1), `${ip} held by ${holders.join(', ')}`).toBe(false);
+    }
+    for (const name of names) await deleteService(name);
+  });
+});
+
+describe('provider errors', () => {
+  it('converges after a provider fails N times with retryAfter, and is terminal for unsupported specs', async () => {
+    await controller.stop();
+    const flaky = new FlakyProvider('portico.dev/aws-nlb', 3, () => new ProviderError('throttled', { retryable: true, retryAfterMs: 200 }));
+    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb', '--default-class=portico.dev/l2'], { factories: { 'portico.dev/aws-nlb': () => flaky } });
+    await applyManifest(client, lbService('flaky', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
+    const service = await waitForIngress('flaky');
+    expect(ingressIPs(service)).toEqual(['flaky.lb.example.test']);
+    expect(flaky.callsFor(`${ns.name}/flaky`, 'ensure').length).toBe(4);
+    expect((await eventsFor('flaky')).filter((e) => e.reason === 'SyncLoadBalancerFailed').length).toBeGreaterThan(0);
+
+    await applyManifest(client, lbService('sctp', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' }, ports: [{ port: 5000, protocol: 'SCTP' }] }));
+    const condition = await waitForCondition('sctp', 'InvalidSpec');
+    expect(condition.message).toContain('spec.ports[0].protocol');
+    expect(flaky.callsFor(`${ns.name}/sctp`)).toEqual([]);
+
+    await deleteService('flaky');
+    await eventually(() => (flaky.callsFor(`${ns.name}/flaky`, 'ensureDeleted').length > 0 ? true : undefined), 'flaky balancer deleted');
+    await deleteService('sctp');
+  });
+
+  it('says when a Service asks for a provider this controller does not run', async () => {
+    await applyManifest(client, lbService('no-provider', { spec: { loadBalancerClass: 'portico.dev/aliyun-slb' } }));
+    const condition = await waitForCondition('no-provider', 'ProviderNotConfigured');
+    expect(condition.message).toContain('portico.dev/aliyun-slb');
+    const service = await getService('no-provider');
+    expect(service.metadata?.finalizers ?? []).not.toContain(FINALIZER);
+    await deleteService('no-provider');
+  });
+});
