@@ -40,6 +40,8 @@ export interface StartOptions {
   /** Progress lines go here; default stderr. */
   log?: (line: string) => void;
   readyTimeoutMs?: number;
+  /** Extra kube-apiserver flags (tests use them to force compaction, for example). */
+  apiserverArgs?: string[];
 }
 
 /** Runs the build script (a no-op when cached) and returns the directory with the binaries. */
@@ -116,6 +118,7 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
       '--max-requests-inflight=800',
       '--max-mutating-requests-inflight=400',
       '--v=0',
+      ...(options.apiserverArgs ?? []),
     ];
     const startApiServer = async (): Promise<void> => {
       const child = launch(dir, 'kube-apiserver', join(bin, 'kube-apiserver'), apiserverArgs);

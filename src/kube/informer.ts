@@ -102,9 +102,12 @@ export class Informer<T extends KubeObject> {
     });
   }
 
-  /** Runs until the signal aborts. */
+  /**
+   * Runs until the signal aborts. A second run after an abort resumes watching from the last
+   * resourceVersion it saw (relisting only if the server answers 410 Gone).
+   */
   async run(signal: AbortSignal): Promise<void> {
-    let needList = true;
+    let needList = !this.synced;
     let failures = 0;
     while (!signal.aborted) {
       try {
@@ -210,9 +213,9 @@ export class Informer<T extends KubeObject> {
 
   private async watchOnce(outer: AbortSignal): Promise<void> {
     this.stats.watches++;
+    // Aborted by the watchdog, on 410, or by the caller (whose signal may already be aborted).
     const controller = new AbortController();
-    const onAbort = (): void => controller.abort();
-    outer.addEventListener('abort', onAbort, { once: true });
+    const watchSignal = AbortSignal.any([outer, controller.signal]);
     const stallMs = this.options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
     // Written from callbacks: kept in an object so the checks below see the updates.
     const state = { gone: false, stalled: false };
@@ -245,11 +248,10 @@ export class Informer<T extends KubeObject> {
             controller.abort();
           });
         },
-        controller.signal,
+        watchSignal,
       );
     } finally {
       cancelWatchdog();
-      outer.removeEventListener('abort', onAbort);
     }
     if (state.gone) throw new GoneError('resourceVersion too old');
     if (state.stalled) throw new Error('watch stalled');

@@ -180,6 +180,13 @@ export class RestClient implements KubeClient {
       throw errorFromResponse('GET', path, status, Buffer.concat(chunks).toString('utf8'), response.headers['retry-after']);
     }
     const lines = createInterface({ input: response, crlfDelay: Infinity });
+    // readline does not always end its iterator when the response is destroyed: close it.
+    const stop = (): void => {
+      lines.close();
+      response.destroy();
+    };
+    signal.addEventListener('abort', stop, { once: true });
+    response.once('error', () => lines.close());
     try {
       for await (const line of lines) {
         if (!line.trim()) continue;
@@ -188,6 +195,8 @@ export class RestClient implements KubeClient {
     } catch (error) {
       if (signal.aborted) return;
       throw new KubeApiError(0, 'WatchBroken', `watch ${path}: ${(error as Error).message}`);
+    } finally {
+      signal.removeEventListener('abort', stop);
     }
   }
 }

@@ -10,7 +10,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Clock } from '../../kube/clock.js';
 import type { EventSink, EventType, ObjectReference } from '../../kube/events.js';
 import { objectKey, type Informer } from '../../kube/informer.js';
-import { patchStatus, patchWithRetry } from '../../kube/patch.js';
+import { equivalent, patchStatus, patchWithRetry } from '../../kube/patch.js';
 import type { KubeClient } from '../../kube/rest.js';
 import { done, requeueAfter, retry, terminal, WorkQueue, type Outcome as QueueOutcome } from '../../kube/workqueue.js';
 import { asProviderError, type LoadBalancerProvider, type ProviderClass } from '../../providers/provider.js';
@@ -333,7 +333,9 @@ export class LoadBalancerController {
     const known = this.synced.get(key);
     const hasIngress = (current.status?.loadBalancer?.ingress ?? []).length > 0;
     const resyncDue = known !== undefined && now - known.ensuredAt >= resyncMs * (1 - RESYNC_JITTER);
-    const needsEnsure = !known || known.specKey !== specKey || known.provider !== providerClass || resyncDue || !hasIngress;
+    // Someone else rewrote the status we wrote: converge it back.
+    const statusDrifted = known !== undefined && !equivalent(current.status?.loadBalancer, known.service.status?.loadBalancer);
+    const needsEnsure = !known || known.specKey !== specKey || known.provider !== providerClass || resyncDue || !hasIngress || statusDrifted;
 
     if (!needsEnsure) {
       if (known.nodeKey !== nodeKey) {
