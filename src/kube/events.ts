@@ -46,8 +46,14 @@ interface Pending {
   at: number;
 }
 
+function eventKey(event: Pending): string {
+  return [event.object.uid ?? `${event.object.namespace ?? ''}/${event.object.name}`, event.type, event.reason, event.message].join('\u0000');
+}
+
 export class EventRecorder implements EventSink {
   private readonly tracked = new Map<string, Tracked>();
+  /** The last write per event key: repeats wait for it, so one Event is created, then patched. */
+  private readonly writing = new Map<string, Promise<void>>();
   private readonly pending: Pending[] = [];
   private inFlight = 0;
   private readonly idleWaiters: (() => void)[] = [];
@@ -90,7 +96,12 @@ export class EventRecorder implements EventSink {
       const next = this.pending.shift();
       if (!next) break;
       this.inFlight++;
-      void this.write(next).finally(() => {
+      const key = eventKey(next);
+      const previous = this.writing.get(key) ?? Promise.resolve();
+      const written = previous.then(() => this.write(key, next));
+      this.writing.set(key, written);
+      void written.finally(() => {
+        if (this.writing.get(key) === written) this.writing.delete(key);
         this.inFlight--;
         this.pump();
         if (this.inFlight === 0 && this.pending.length === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
@@ -98,8 +109,7 @@ export class EventRecorder implements EventSink {
     }
   }
 
-  private async write(event: Pending): Promise<void> {
-    const key = [event.object.uid ?? `${event.object.namespace ?? ''}/${event.object.name}`, event.type, event.reason, event.message].join('\u0000');
+  private async write(key: string, event: Pending): Promise<void> {
     const now = new Date(event.at).toISOString();
     const namespace = event.object.namespace ?? 'default';
     const seen = this.tracked.get(key);

@@ -9,9 +9,8 @@ export class SilentWatchClient implements KubeClient {
   items: { metadata: { name: string; resourceVersion: string } }[] = [];
   private listeners: ((event: WatchEvent<unknown>) => void)[] = [];
 
-  request<T>(method: string, path: string, params?: RequestParams): Promise<T> {
+  request<T>(method: string, path: string, _params?: RequestParams): Promise<T> {
     this.calls.push(`${method} ${path}`);
-    void params;
     return Promise.resolve({ items: this.items, metadata: { resourceVersion: '10' } } as T);
   }
 

@@ -127,11 +127,11 @@ describe('informer across apiserver restarts', () => {
       try {
         const probe = new AbortController();
         setTimeout(() => probe.abort(), 300);
-        let gone = false;
+        const seen = { gone: false };
         await client.watch<{ code?: number }>(`/api/v1/namespaces/${ns}/configmaps`, { resourceVersion: String(staleVersion) }, (event) => {
-          gone ||= event.type === 'ERROR' && event.object.code === 410;
+          seen.gone ||= event.type === 'ERROR' && event.object.code === 410;
         }, probe.signal);
-        return gone ? true : undefined;
+        return seen.gone ? true : undefined;
       } catch (error) {
         return error instanceof KubeApiError && error.isGone ? true : undefined;
       }

@@ -173,7 +173,9 @@ export class L2Provider implements LoadBalancerProvider {
     for (const [name, problem] of problems) {
       const previous = this.poolProblems.get(name);
       if (previous?.message !== problem.message) {
-        this.deps.events.record({ apiVersion: 'portico.dev/v1alpha1', kind: 'AddressPool', name, namespace: 'default' }, 'Warning', problem.reason, problem.message);
+        // Cluster-scoped: no namespace on the reference, and the uid so `kubectl describe` finds it.
+        const uid = this.deps.pools.get(name)?.metadata.uid;
+        this.deps.events.record({ apiVersion: 'portico.dev/v1alpha1', kind: 'AddressPool', name, ...(uid ? { uid } : {}) }, 'Warning', problem.reason, problem.message);
       }
     }
     this.poolProblems = problems;
@@ -219,7 +221,7 @@ export class L2Provider implements LoadBalancerProvider {
         };
         return { ...stats, ...generation, conditions: [ready] };
       }).catch((error: unknown) => {
-        this.deps.logger.debug({ err: error, pool: name }, 'pool status write failed');
+        this.deps.logger.warn({ err: error, pool: name }, 'could not write AddressPool status');
       });
     }
   }

@@ -245,14 +245,19 @@ export class LoadBalancerController {
       case 'ignore':
         this.forget(key);
         return done();
-      case 'unavailable':
-        await this.writeStatus(service, { kind: 'unavailable', wanted: planned.wanted }, signal);
+      case 'unavailable': {
+        const { wrote } = await this.writeStatus(service, { kind: 'unavailable', wanted: planned.wanted }, signal);
+        if (wrote) this.event(service, 'Warning', 'SyncLoadBalancerFailed', `provider ${planned.wanted} is not enabled in this controller`);
         return terminal(new Error(`provider ${planned.wanted} not enabled`));
+      }
       case 'reject': {
         const message = describeProblems(planned.problems);
-        this.event(service, 'Warning', 'SyncLoadBalancerFailed', `invalid spec: ${message}`);
-        await this.writeStatus(service, { kind: 'rejected', problems: planned.problems }, signal);
-        log.warn({ problems: planned.problems }, 'Service spec rejected');
+        // Our own status write re-queues the Service: warn once per change, not per reconcile.
+        const { wrote } = await this.writeStatus(service, { kind: 'rejected', problems: planned.problems }, signal);
+        if (wrote) {
+          this.event(service, 'Warning', 'SyncLoadBalancerFailed', `invalid spec: ${message}`);
+          log.warn({ problems: planned.problems }, 'Service spec rejected');
+        }
         return terminal(new Error(message));
       }
       case 'cleanup':
@@ -293,7 +298,7 @@ export class LoadBalancerController {
       return this.providerErrorOutcome(providerError);
     }
     let current = service;
-    if (!deleting) current = await this.writeStatus(service, { kind: 'cleaned' }, signal);
+    if (!deleting) current = (await this.writeStatus(service, { kind: 'cleaned' }, signal)).object;
     await patchWithRetry(this.options.client, servicePath(current), current, (s) =>
       hasFinalizer(s) || s.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION] !== undefined
         ? { metadata: { finalizers: (s.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER), annotations: { [PROVISIONED_BY_ANNOTATION]: null } } }
@@ -358,7 +363,7 @@ export class LoadBalancerController {
       return this.failed(current, asProviderError(error), signal);
     }
     const before = describeIngress(current.status?.loadBalancer?.ingress ?? []);
-    const written = await this.writeStatus(current, { kind: 'ensured', status }, signal);
+    const { object: written } = await this.writeStatus(current, { kind: 'ensured', status }, signal);
     const after = describeIngress(status.ingress);
     if (!hasIngress || before !== after) this.event(current, 'Normal', 'EnsuredLoadBalancer', `Ensured load balancer: ${after}`);
     this.remember(key, { uid: current.metadata?.uid ?? '', provider: providerClass, specKey, nodeKey, ensuredAt: now, service: written });
@@ -373,8 +378,9 @@ export class LoadBalancerController {
 
   private async failed(service: V1Service, error: ReturnType<typeof asProviderError>, signal: AbortSignal): Promise<QueueOutcome> {
     const reason = error.reason === 'AllocationFailed' ? 'AllocationFailed' : 'SyncLoadBalancerFailed';
-    this.event(service, 'Warning', reason, error.field ? `${error.field}: ${error.message}` : error.message);
-    await this.writeStatus(service, { kind: 'failed', error }, signal);
+    const { wrote } = await this.writeStatus(service, { kind: 'failed', error }, signal);
+    // Retries repeat the Event (aggregated into a count); a terminal failure warns once per change.
+    if (wrote || error.retryable) this.event(service, 'Warning', reason, error.field ? `${error.field}: ${error.message}` : error.message);
     this.synced.delete(objectKey(service));
     return this.providerErrorOutcome(error);
   }
@@ -385,10 +391,10 @@ export class LoadBalancerController {
     return retry(error);
   }
 
-  /** Writes the status `outcome` implies, only when it differs; returns the updated object. */
-  private async writeStatus(service: V1Service, outcome: Outcome, signal: AbortSignal): Promise<V1Service> {
+  /** Writes the status `outcome` implies, only when it differs; returns the object as it is now. */
+  private async writeStatus(service: V1Service, outcome: Outcome, signal: AbortSignal): Promise<{ object: V1Service; wrote: boolean }> {
     const now = new Date(this.options.clock.now());
-    const { object } = await patchStatus(
+    return patchStatus(
       this.options.client,
       servicePath(service),
       service as V1Service & { status?: Record<string, unknown> },
@@ -402,6 +408,5 @@ export class LoadBalancerController {
       },
       signal,
     );
-    return object;
   }
 }

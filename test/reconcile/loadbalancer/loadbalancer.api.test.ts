@@ -162,7 +162,8 @@ describe('bare-metal provider', () => {
         return isKubeError(error, 404) ? true : undefined;
       }
     }, 'doomed to be gone');
-    expect((await eventsFor('doomed')).map((e) => e.reason)).toContain('DeletedLoadBalancer');
+    // Events are written off the reconcile path: poll for it.
+    await eventually(async () => ((await eventsFor('doomed')).some((e) => e.reason === 'DeletedLoadBalancer') ? true : undefined), 'DeletedLoadBalancer event');
   });
 
   it('gives two sharing Services one address, and refuses a third that overlaps a port', async () => {
