@@ -309,3 +309,51 @@ describe('provider errors', () => {
     await deleteService('no-provider');
   });
 });
+
+describe('nodes, resync and drift', () => {
+  const nodeNames = [`${ns.name}-node-a`, `${ns.name}-node-b`];
+
+  afterAll(async () => {
+    for (const name of nodeNames) await client.request('DELETE', `/api/v1/nodes/${name}`).catch(() => undefined);
+  });
+
+  it('calls updateNodes (not ensure) only when the eligible node set changes', async () => {
+    await controller.stop();
+    for (const [i, name] of nodeNames.entries()) {
+      await client.request('POST', '/api/v1/nodes', { body: { metadata: { name, labels: { 'portico.dev/test': ns.name } }, status: { addresses: [{ type: 'InternalIP', address: `192.0.2.${String(60 + i)}` }] } } });
+    }
+    const cloud = new FlakyProvider('portico.dev/aws-nlb', 0, () => new ProviderError('unused', { retryable: true }));
+    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb'], { factories: { 'portico.dev/aws-nlb': () => cloud } });
+    await applyManifest(client, lbService('backends', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
+    await waitForIngress('backends');
+    const key = `${ns.name}/backends`;
+    const ensured = cloud.callsFor(key, 'ensure');
+    expect(ensured.at(-1)?.nodes).toEqual(expect.arrayContaining(nodeNames));
+
+    // An unrelated node change (a label that does not affect eligibility) calls nothing.
+    await client.request('PATCH', `/api/v1/nodes/${nodeNames[0] ?? ''}`, { body: { metadata: { labels: { unrelated: 'x' } } }, patchType: 'merge' });
+    // Excluding node b: backends updated without a full ensure.
+    await client.request('PATCH', `/api/v1/nodes/${nodeNames[1] ?? ''}`, { body: { metadata: { labels: { 'node.kubernetes.io/exclude-from-external-load-balancers': 'true' } } }, patchType: 'merge' });
+    const update = await eventually(() => cloud.callsFor(key, 'updateNodes').at(-1), 'updateNodes');
+    expect(update.nodes).toContain(nodeNames[0]);
+    expect(update.nodes).not.toContain(nodeNames[1]);
+    expect(cloud.callsFor(key, 'updateNodes')).toHaveLength(1);
+    expect(cloud.callsFor(key, 'ensure')).toHaveLength(ensured.length);
+  });
+
+  it('re-ensures periodically without writing when nothing drifted, and rewrites a status someone changed', async () => {
+    await controller.stop();
+    const cloud = new FlakyProvider('portico.dev/aws-nlb', 0, () => new ProviderError('unused', { retryable: true }));
+    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb', '--resync-period=2s'], { factories: { 'portico.dev/aws-nlb': () => cloud } });
+    const key = `${ns.name}/backends`;
+    const settled = await waitForIngress('backends');
+    const before = cloud.callsFor(key, 'ensure').length;
+    await eventually(() => (cloud.callsFor(key, 'ensure').length >= before + 2 ? true : undefined), 'two periodic re-ensures', 30_000);
+    expect((await getService('backends')).metadata?.resourceVersion).toBe(settled.metadata?.resourceVersion);
+
+    await client.request('PATCH', `/api/v1/namespaces/${ns.name}/services/backends/status`, { body: { status: { loadBalancer: { ingress: [{ hostname: 'hijacked.example.test' }] } } }, patchType: 'merge' });
+    await eventually(async () => (ingressIPs(await getService('backends'))[0] === 'backends.lb.example.test' ? true : undefined), 'status restored');
+    await deleteService('backends');
+    await eventually(() => (cloud.callsFor(key, 'ensureDeleted').length > 0 ? true : undefined), 'balancer deleted');
+  });
+});
