@@ -51,8 +51,8 @@ async function startCandidate(identity: string): Promise<Candidate> {
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const candidate: Candidate = { identity, process: child, port: port ?? 0, output: [] };
-  child.stdout?.on('data', (chunk: Buffer) => candidate.output.push(chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => candidate.output.push(chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => candidate.output.push(chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => candidate.output.push(chunk.toString()));
   candidates.push(candidate);
   return candidate;
 }
