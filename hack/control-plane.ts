@@ -142,6 +142,8 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
         '--controllers=garbage-collector-controller,namespace-controller,endpointslice-controller,endpointslice-mirroring-controller,serviceaccount-controller,serviceaccount-token-controller',
         `--service-account-private-key-file=${join(dir, 'sa.key')}`,
         `--root-ca-file=${join(dir, 'ca.crt')}`,
+        // Each controller under its own ServiceAccount and bootstrap role, as real clusters run it.
+        '--use-service-account-credentials=true',
         '--leader-elect=false',
         '--bind-address=127.0.0.1',
         `--secure-port=${kcmPort}`,

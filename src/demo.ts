@@ -100,13 +100,23 @@ export async function runDemo(args: string[]): Promise<void> {
     say('');
     say('$ kubectl get svc');
     say(serviceTable(list.items, new Date()));
-    const pool = await client.request<AddressPool>('GET', '/apis/portico.dev/v1alpha1/addresspools/default');
+    // Pool status is written shortly after allocations (debounced).
+    let pool: AddressPool | undefined;
+    await waitFor(async () => {
+      pool = await client.request<AddressPool>('GET', '/apis/portico.dev/v1alpha1/addresspools/default');
+      return (pool.status?.assignedIPv4 ?? 0) > 0 ? true : undefined;
+    }, 'the AddressPool status');
     say('');
-    say(`AddressPool default: ${String(pool.status?.assignedIPv4 ?? 0)} IPv4 assigned, ${String(pool.status?.availableIPv4 ?? 0)} available`);
+    say(`AddressPool default: ${String(pool?.status?.assignedIPv4 ?? 0)} IPv4 assigned, ${String(pool?.status?.availableIPv4 ?? 0)} available`);
+    const events = await client.request<{ items: { type: string; reason: string; message: string; involvedObject: { name: string } }[] }>('GET', '/api/v1/namespaces/default/events');
     say('');
-    say(`Kubernetes ${controlPlane.version} is running. Try:`);
+    say('Events for nginx-lb:');
+    for (const e of events.items.filter((item) => item.involvedObject.name === 'nginx-lb')) say(`  ${e.type.padEnd(8)} ${e.reason.padEnd(20)} ${e.message}`);
+    say('');
+    say(`Kubernetes ${controlPlane.version} is running with Portico. With kubectl installed, try:`);
     say(`  export KUBECONFIG=${controlPlane.kubeconfigPath}`);
     say('  kubectl get svc -o wide; kubectl describe svc nginx-lb; kubectl get addresspools');
+    say('  kubectl apply -f examples/l2/shared-ip.yaml   # two Services sharing one address');
     if (once) {
       await cleanup();
       return;

@@ -1,0 +1,26 @@
+/** `portico demo --once` as a user runs it: its own control plane, a filled-in EXTERNAL-IP, nothing left behind. */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+describe('portico demo', () => {
+  it('prints the seed Services with nginx-lb given an address from the default pool, then cleans up', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli.ts'), 'demo', '--once'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code, output).toBe(0);
+    const row = output.split('\n').find((line) => line.startsWith('nginx-lb '));
+    expect(row, output).toMatch(/LoadBalancer\s+\S+\s+203\.0\.113\.\d+\s+80:\d+\/TCP\s+\d+s\s+Provisioned/);
+    for (const name of ['nginx-service1', 'nginx-np', 'db', 'api-partner']) expect(output).toMatch(new RegExp(`^${name} `, 'm'));
+    expect(output).toContain('IPAllocated');
+    const dir = /export KUBECONFIG=(\S+)\/kubeconfig/.exec(output)?.[1];
+    expect(dir).toBeDefined();
+    expect(existsSync(dir ?? '/nonexistent')).toBe(false);
+  }, 120_000);
+});
