@@ -1,10 +1,12 @@
 import { defineConfig } from 'vitest/config';
+import { SummaryReporter } from './test/support/summary-reporter.js';
 
 // Two projects: `unit` runs pure code only; `api` runs against the real kube-apiserver that
 // test/global-setup.ts starts once per run (files named *.api.test.ts), and `net` needs
 // network namespaces (files named *.net.test.ts).
 export default defineConfig({
   test: {
+    reporters: ['default', new SummaryReporter()],
     projects: [
       {
         test: {

@@ -11,12 +11,12 @@ import { createWriteStream, existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { packageRoot } from '../src/paths.js';
 
 const execFileAsync = promisify(execFile);
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+const repoRoot = packageRoot(import.meta.url);
 
 /** Dual-stack Service ranges: RFC 2544 benchmarking space and the IPv6 documentation prefix; never routed. */
 export const SERVICE_CIDRS = '198.18.0.0/16,2001:db8:96::/108';

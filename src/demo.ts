@@ -5,8 +5,7 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { V1Service } from '@kubernetes/client-node';
 import { startControlPlane } from '../hack/control-plane.js';
 import type { AddressPool } from './api/address-pool.js';
@@ -16,9 +15,10 @@ import { applyYaml } from './kube/apply.js';
 import { createLogger } from './kube/logger.js';
 import { RestClient } from './kube/rest.js';
 import { loadKubeConfig, startController } from './manager.js';
+import { packageRoot } from './paths.js';
 import { READY_CONDITION } from './reconcile/loadbalancer/planner.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = packageRoot(import.meta.url);
 const say = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };

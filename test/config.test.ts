@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseControllerFlags, parseDuration, parseListenAddress } from '../src/config.js';
+
+describe('parseControllerFlags', () => {
+  it('has production defaults', () => {
+    const config = parseControllerFlags([], { POD_NAME: 'portico-abc' });
+    expect(config).toMatchObject({
+      leaderElect: false,
+      leaseNamespace: 'portico-system',
+      leaseName: 'portico-controller',
+      identity: 'portico-abc',
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      metricsAddr: ':8080',
+      healthAddr: ':8081',
+      providers: ['portico.dev/l2'],
+      defaultClass: undefined,
+      workers: 4,
+      resyncPeriodMs: 600_000,
+    });
+  });
+
+  it.each([
+    [['--workers=0'], '--workers=0'],
+    [['--workers=1.5'], '--workers=1.5'],
+    [['--resync-period=10'], '--resync-period=10'],
+    [['--providers=portico.dev/gce'], 'unknown provider portico.dev/gce'],
+    [['--default-class=portico.dev/aws-nlb'], '--default-class=portico.dev/aws-nlb: must be one of the enabled --providers'],
+    [['--log-level=loud'], '--log-level=loud'],
+    [['--leader-elect', '--leader-elect-renew-deadline=20s'], '--leader-elect-lease-duration > --leader-elect-renew-deadline'],
+  ])('rejects %j naming the flag', (args, message) => {
+    expect(() => parseControllerFlags(args, {})).toThrow(ConfigError);
+    expect(() => parseControllerFlags(args, {})).toThrow(message);
+  });
+
+  it('reports every bad flag at once', () => {
+    expect(() => parseControllerFlags(['--workers=0', '--log-level=loud'], {})).toThrow(/--workers=0[\s\S]*--log-level=loud/);
+  });
+
+  it('rejects unknown flags', () => {
+    expect(() => parseControllerFlags(['--wokers=3'], {})).toThrow(/wokers/);
+  });
+});
+
+describe('parseDuration', () => {
+  it.each([
+    ['500ms', 500],
+    ['15s', 15_000],
+    ['1.5s', 1_500],
+    ['10m', 600_000],
+    ['1h', 3_600_000],
+    ['15', undefined],
+    ['s', undefined],
+    ['-1s', undefined],
+    ['1d', undefined],
+  ])('%s -> %s', (text, ms) => {
+    expect(parseDuration(text)).toBe(ms);
+  });
+});
+
+describe('parseListenAddress', () => {
+  it.each([
+    [':8080', { host: undefined, port: 8080 }],
+    ['127.0.0.1:9000', { host: '127.0.0.1', port: 9000 }],
+    ['[::1]:9000', { host: '::1', port: 9000 }],
+    ['0', undefined],
+  ])('%s', (addr, want) => {
+    expect(parseListenAddress(addr)).toEqual(want);
+  });
+
+  it.each(['8080', 'localhost', ':99999'])('rejects %s', (addr) => {
+    expect(() => parseListenAddress(addr)).toThrow(ConfigError);
+  });
+});
