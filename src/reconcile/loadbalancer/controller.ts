@@ -33,6 +33,8 @@ export const DEFAULT_WORKERS = 4;
 export const DEFAULT_RESYNC_PERIOD_MS = 10 * 60_000;
 /** Re-ensures are spread over ±10% of the period so they do not arrive in one burst. */
 const RESYNC_JITTER = 0.1;
+/** How long to trust that the watch will deliver our own write before reconciling anyway. */
+export const STALE_CACHE_TIMEOUT_MS = 10_000;
 
 export interface LoadBalancerControllerOptions {
   client: KubeClient;
@@ -102,6 +104,15 @@ export class LoadBalancerController {
   private readonly tombstones = new Map<string, V1Service>();
   /** UIDs whose balancer this process deleted: their final DELETED event needs no cleanup. */
   private readonly cleanedUids = new Set<string>();
+  /** Services a provider asked to re-ensure (e.g. a pool edit took their address away). */
+  private readonly providerRequested = new Set<string>();
+  /**
+   * The resourceVersion of our last write per Service, until the informer shows it: a reconcile
+   * on an older cached copy would redo work (and repeat Events) for nothing.
+   */
+  private readonly awaiting = new Map<string, { resourceVersion: string; at: number }>();
+  /** The last few resourceVersions the informer delivered per Service: our write's event may beat its response. */
+  private readonly delivered = new Map<string, string[]>();
   private lastNodeKey = '';
   private readonly metrics: Metrics;
 
@@ -123,12 +134,19 @@ export class LoadBalancerController {
     const { services, nodes, providers } = this.options;
     services.on({
       onAdd: (s) => {
+        this.delivered.set(objectKey(s), [s.metadata?.resourceVersion ?? '']);
         if (this.relevant(s)) this.queue.add(objectKey(s));
       },
       onUpdate: (old, s) => {
-        if (this.relevant(s) || this.relevant(old)) this.queue.add(objectKey(s));
+        const key = objectKey(s);
+        const resourceVersion = s.metadata?.resourceVersion ?? '';
+        this.delivered.set(key, [...(this.delivered.get(key) ?? []).slice(-3), resourceVersion]);
+        if (this.awaiting.get(key)?.resourceVersion === resourceVersion) this.awaiting.delete(key);
+        if (this.relevant(s) || this.relevant(old)) this.queue.add(key);
       },
       onDelete: (s) => {
+        this.awaiting.delete(objectKey(s));
+        this.delivered.delete(objectKey(s));
         if (hasFinalizer(s) && !this.cleanedUids.delete(s.metadata?.uid ?? '')) this.tombstones.set(objectKey(s), s);
         if (this.relevant(s)) this.queue.add(objectKey(s));
       },
@@ -137,7 +155,10 @@ export class LoadBalancerController {
     nodes.on({ onAdd: onNodes, onUpdate: onNodes, onDelete: onNodes });
     for (const provider of providers.values()) {
       provider.onChange?.((keys) => {
-        for (const key of keys) this.queue.add(key);
+        for (const key of keys) {
+          this.providerRequested.add(key);
+          this.queue.add(key);
+        }
       });
     }
 
@@ -225,6 +246,14 @@ export class LoadBalancerController {
     const service = this.options.services.get(key);
     if (!service) return this.reconcileGone(key, log);
     this.tombstones.delete(key);
+    const awaited = this.awaiting.get(key);
+    const waited = awaited ? this.options.clock.now() - awaited.at : 0;
+    if (awaited && waited < STALE_CACHE_TIMEOUT_MS) {
+      // The cache has not caught up with our own write; its watch event will queue us again
+      // (and if it never comes, the timeout does).
+      return requeueAfter(STALE_CACHE_TIMEOUT_MS - waited);
+    }
+    this.awaiting.delete(key);
 
     // Same name, new object: the old one's balancer goes before the new one gets its own.
     const known = this.synced.get(key);
@@ -299,15 +328,17 @@ export class LoadBalancerController {
     }
     let current = service;
     if (!deleting) current = (await this.writeStatus(service, { kind: 'cleaned' }, signal)).object;
-    await patchWithRetry(this.options.client, servicePath(current), current, (s) =>
+    // Before the finalizer goes: the DELETED event can arrive before this call returns.
+    if (deleting) this.rememberCleaned(service.metadata?.uid ?? '');
+    const released = await patchWithRetry(this.options.client, servicePath(current), current, (s) =>
       hasFinalizer(s) || s.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION] !== undefined
         ? { metadata: { finalizers: (s.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER), annotations: { [PROVISIONED_BY_ANNOTATION]: null } } }
         : undefined,
       { signal },
     );
+    if (released.wrote && !deleting) this.expect(released.object);
     this.event(service, 'Normal', 'DeletedLoadBalancer', 'Deleted load balancer');
     this.forget(key);
-    if (deleting) this.rememberCleaned(service.metadata?.uid ?? '');
     log.info({ why }, 'load balancer deleted');
     return done();
   }
@@ -323,12 +354,13 @@ export class LoadBalancerController {
     }
 
     // Finalizer (and who provisioned) before any provider call, so nothing is ever leaked.
-    const { object: current } = await patchWithRetry(this.options.client, servicePath(service), service, (s) =>
+    const { object: current, wrote: wroteFinalizer } = await patchWithRetry(this.options.client, servicePath(service), service, (s) =>
       hasFinalizer(s) && s.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION] === providerClass
         ? undefined
         : { metadata: { finalizers: [...(s.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER), FINALIZER], annotations: { [PROVISIONED_BY_ANNOTATION]: providerClass } } },
       { signal },
     );
+    if (wroteFinalizer) this.expect(current);
 
     const nodes = eligibleNodes(this.options.nodes.list());
     const nodeKey = nodeSetKey(nodes);
@@ -340,7 +372,8 @@ export class LoadBalancerController {
     const resyncDue = known !== undefined && now - known.ensuredAt >= resyncMs * (1 - RESYNC_JITTER);
     // Someone else rewrote the status we wrote: converge it back.
     const statusDrifted = known !== undefined && !equivalent(current.status?.loadBalancer, known.service.status?.loadBalancer);
-    const needsEnsure = !known || known.specKey !== specKey || known.provider !== providerClass || resyncDue || !hasIngress || statusDrifted;
+    const requested = this.providerRequested.delete(key);
+    const needsEnsure = !known || known.specKey !== specKey || known.provider !== providerClass || resyncDue || !hasIngress || statusDrifted || requested;
 
     if (!needsEnsure) {
       if (known.nodeKey !== nodeKey) {
@@ -391,10 +424,18 @@ export class LoadBalancerController {
     return retry(error);
   }
 
+  /** Remembers our write so reconciles skip cached copies older than it. */
+  private expect(written: V1Service): void {
+    const key = objectKey(written);
+    const resourceVersion = written.metadata?.resourceVersion;
+    if (!resourceVersion || this.delivered.get(key)?.includes(resourceVersion)) return;
+    this.awaiting.set(key, { resourceVersion, at: this.options.clock.now() });
+  }
+
   /** Writes the status `outcome` implies, only when it differs; returns the object as it is now. */
   private async writeStatus(service: V1Service, outcome: Outcome, signal: AbortSignal): Promise<{ object: V1Service; wrote: boolean }> {
     const now = new Date(this.options.clock.now());
-    return patchStatus(
+    const result = await patchStatus(
       this.options.client,
       servicePath(service),
       service as V1Service & { status?: Record<string, unknown> },
@@ -408,5 +449,7 @@ export class LoadBalancerController {
       },
       signal,
     );
+    if (result.wrote) this.expect(result.object);
+    return result;
   }
 }

@@ -323,7 +323,7 @@ describe('nodes, resync and drift', () => {
       await client.request('POST', '/api/v1/nodes', { body: { metadata: { name, labels: { 'portico.dev/test': ns.name } }, status: { addresses: [{ type: 'InternalIP', address: `192.0.2.${String(60 + i)}` }] } } });
     }
     const cloud = new FlakyProvider('portico.dev/aws-nlb', 0, () => new ProviderError('unused', { retryable: true }));
-    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb'], { factories: { 'portico.dev/aws-nlb': () => cloud } });
+    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb', '--default-class=portico.dev/l2'], { factories: { 'portico.dev/aws-nlb': () => cloud } });
     await applyManifest(client, lbService('backends', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
     await waitForIngress('backends');
     const key = `${ns.name}/backends`;
@@ -344,7 +344,7 @@ describe('nodes, resync and drift', () => {
   it('re-ensures periodically without writing when nothing drifted, and rewrites a status someone changed', async () => {
     await controller.stop();
     const cloud = new FlakyProvider('portico.dev/aws-nlb', 0, () => new ProviderError('unused', { retryable: true }));
-    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb', '--resync-period=2s'], { factories: { 'portico.dev/aws-nlb': () => cloud } });
+    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb', '--default-class=portico.dev/l2', '--resync-period=2s'], { factories: { 'portico.dev/aws-nlb': () => cloud } });
     const key = `${ns.name}/backends`;
     const settled = await waitForIngress('backends');
     const before = cloud.callsFor(key, 'ensure').length;
@@ -355,5 +355,65 @@ describe('nodes, resync and drift', () => {
     await eventually(async () => (ingressIPs(await getService('backends'))[0] === 'backends.lb.example.test' ? true : undefined), 'status restored');
     await deleteService('backends');
     await eventually(() => (cloud.callsFor(key, 'ensureDeleted').length > 0 ? true : undefined), 'balancer deleted');
+  });
+});
+
+describe('address pool edits', () => {
+  interface PoolStatus {
+    status?: { assignedIPv4?: number; availableIPv4?: number; conditions?: Condition[] };
+  }
+  const poolPath = (name: string): string => `/apis/portico.dev/v1alpha1/addresspools/${name}`;
+
+  it('re-homes a Service with Events when its pool shrinks, and counts addresses in pool status', async () => {
+    await controller.stop();
+    controller = await startTestController(['--default-class=portico.dev/l2']);
+    const name = `${ns.name}-edit`;
+    await applyManifest(client, pool(name, ['198.51.100.8/30'], [ns.name], { priority: 0 }));
+    pools.push(name);
+    await applyManifest(client, lbService('rehome', { annotations: { 'portico.dev/address-pool': name } }));
+    const before = await waitForIngress('rehome');
+    expect(ingressIPs(before)).toEqual(['198.51.100.8']);
+    await eventually(async () => ((await client.request<PoolStatus>('GET', poolPath(name))).status?.assignedIPv4 === 1 ? true : undefined), 'pool status counts 1');
+
+    // The pool loses the Service's address: it is released with a Warning and re-assigned.
+    await applyManifest(client, pool(name, ['198.51.100.10/31'], [ns.name], { priority: 0 }));
+    const moved = await eventually(async () => {
+      const s = await getService('rehome');
+      return ingressIPs(s)[0] === '198.51.100.10' ? s : undefined;
+    }, 'rehome to move to 198.51.100.10');
+    expect(readyCondition(moved)?.status).toBe('True');
+    const reasons = await eventually(async () => {
+      const r = (await eventsFor('rehome')).map((e) => e.reason);
+      return r.includes('IPReleased') && r.filter((x) => x === 'IPAllocated').length >= 2 ? r : undefined;
+    }, 'IPReleased and a second IPAllocated');
+    expect(reasons).toContain('IPReleased');
+    await deleteService('rehome');
+  });
+
+  it('marks both overlapping pools not Ready, and keeps existing assignments', async () => {
+    const a = `${ns.name}-ov-a`;
+    const b = `${ns.name}-ov-b`;
+    await applyManifest(client, pool(a, ['203.0.113.64/29'], [ns.name], { priority: 0 }));
+    pools.push(a);
+    await applyManifest(client, lbService('keeper', { annotations: { 'portico.dev/address-pool': a } }));
+    const kept = ingressIPs(await waitForIngress('keeper'));
+    await applyManifest(client, pool(b, ['203.0.113.66-203.0.113.70'], [ns.name]));
+    pools.push(b);
+    for (const name of [a, b]) {
+      const ready = await eventually(async () => {
+        const c = (await client.request<PoolStatus>('GET', poolPath(name))).status?.conditions?.find((x) => x.type === 'Ready');
+        return c?.status === 'False' ? c : undefined;
+      }, `${name} to report the overlap`);
+      expect(ready.reason).toBe('Overlap');
+      expect(ready.message).toContain(name === a ? b : a);
+    }
+    // New allocations avoid both pools; the running Service keeps its address.
+    await applyManifest(client, lbService('newcomer', { annotations: { 'portico.dev/address-pool': a } }));
+    await waitForCondition('newcomer', 'AllocationFailed');
+    expect(ingressIPs(await getService('keeper'))).toEqual(kept);
+    await client.request('DELETE', poolPath(b));
+    await waitForIngress('newcomer');
+    await deleteService('newcomer');
+    await deleteService('keeper');
   });
 });
