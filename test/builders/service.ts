@@ -16,6 +16,22 @@ export function svc(name: string, ...options: ServiceOption[]): V1Service {
   return service;
 }
 
+/** A LoadBalancer Service with nothing else set (no ports, no families); key is "namespace/name". */
+export function bareSvc(key: string, ...options: ServiceOption[]): V1Service {
+  const [namespace, name] = key.split('/');
+  const service: V1Service = { metadata: { namespace, name }, spec: { type: 'LoadBalancer' } };
+  for (const option of options) option(service);
+  return service;
+}
+
+/** Any spec fields, including malformed ones. */
+export const withSpec = (patch: Record<string, unknown>): ServiceOption => (s) => {
+  s.spec = { ...s.spec, ...patch };
+};
+/** Ports exactly as given (protocol may be missing or invalid). */
+export const withServicePorts = (...ports: { port: number; protocol?: string }[]): ServiceOption => (s) => {
+  s.spec = { ...s.spec, ports };
+};
 export const withNamespace = (namespace: string): ServiceOption => (s) => {
   s.metadata = { ...s.metadata, namespace };
 };

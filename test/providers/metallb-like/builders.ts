@@ -1,4 +1,3 @@
-import type { V1Service } from '@kubernetes/client-node';
 import type { AddressPool } from '../../../src/api/address-pool.js';
 import type { LabelSelector } from '../../../src/api/types.js';
 import type { AllocationRequest, IPFamilyPolicy, Protocol } from '../../../src/providers/metallb-like/allocator.js';
@@ -138,43 +137,3 @@ export const withServiceLabels =
 export const withBackendKey =
   (backendKey: string): RequestOption =>
   (r) => ({ ...r, backendKey });
-
-// --- V1Service ---
-
-type ServiceOption = (svc: V1Service) => void;
-
-/** key is "namespace/name"; a plain LoadBalancer Service with no ports. */
-export function svc(key: string, ...options: ServiceOption[]): V1Service {
-  const [namespace, name] = key.split('/');
-  const result: V1Service = {
-    metadata: { namespace, name },
-    spec: { type: 'LoadBalancer' },
-  };
-  for (const option of options) option(result);
-  return result;
-}
-
-export const withAnnotation =
-  (key: string, value: string): ServiceOption =>
-  (s) => {
-    s.metadata = { ...s.metadata, annotations: { ...s.metadata?.annotations, [key]: value } };
-  };
-
-export const withLabels =
-  (labels: Record<string, string>): ServiceOption =>
-  (s) => {
-    s.metadata = { ...s.metadata, labels };
-  };
-
-/** Any spec fields, including malformed ones. */
-export const withSpec =
-  (patch: Record<string, unknown>): ServiceOption =>
-  (s) => {
-    s.spec = { ...s.spec, ...patch };
-  };
-
-export const withServicePorts =
-  (...ports: { port: number; protocol?: string }[]): ServiceOption =>
-  (s) => {
-    s.spec = { ...s.spec, ports };
-  };

@@ -10,7 +10,7 @@ import {
   LOAD_BALANCER_IPS_ANNOTATION,
   LOAD_BALANCER_IPS_FIELD,
 } from '../../../src/providers/metallb-like/service-request.js';
-import { svc, withAnnotation, withLabels, withServicePorts, withSpec } from './builders.js';
+import { bareSvc as svc, withAnnotation, withLabels, withServicePorts, withSpec } from '../../builders/service.js';
 
 const nsLabels = { 'kubernetes.io/metadata.name': 'shop', tenant: 'blue' };
 
