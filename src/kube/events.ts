@@ -1,6 +1,7 @@
 /**
  * Kubernetes Events, recorded off the reconcile path (like client-go's broadcaster): `record`
- * never blocks or throws. Repeats of the same (object, type, reason, message) within the
+ * never blocks or throws. One writer, paced by a token bucket, so a burst of Services is not
+ * slowed down by its own Events; repeats waiting in the queue are folded into one write. Repeats of the same (object, type, reason, message) within the
  * aggregation window bump `count` and `lastTimestamp` on the existing Event instead of
  * creating a new one, so a failing Service does not flood `kubectl describe`.
  */
@@ -9,6 +10,7 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { systemClock, type Clock } from './clock.js';
 import { isKubeError, type KubeClient } from './rest.js';
+import { TokenBucket } from './workqueue.js';
 
 export interface ObjectReference {
   apiVersion: string;
@@ -27,7 +29,7 @@ export interface EventSink {
 
 /** Same window as client-go's EventAggregator. */
 export const AGGREGATION_WINDOW_MS = 10 * 60_000;
-const MAX_PENDING = 1_000;
+const MAX_PENDING = 10_000;
 const MAX_TRACKED = 4_096;
 
 interface Tracked {
@@ -44,31 +46,48 @@ interface Pending {
   reason: string;
   message: string;
   at: number;
+  /** Repeats recorded while this one waited to be written. */
+  count: number;
 }
 
-function eventKey(event: Pending): string {
+function eventKey(event: Omit<Pending, 'count' | 'at'>): string {
   return [event.object.uid ?? `${event.object.namespace ?? ''}/${event.object.name}`, event.type, event.reason, event.message].join('\u0000');
 }
 
+export interface EventRecorderOptions {
+  clock?: Clock;
+  logger?: Logger;
+  registry?: Registry;
+  /** Event writes per second once the burst is spent; Events must not crowd out real work. */
+  qps?: number;
+  burst?: number;
+}
+
+export const DEFAULT_EVENT_QPS = 10;
+export const DEFAULT_EVENT_BURST = 50;
+/** How long shutdown waits for unwritten Events. */
+const FLUSH_DEADLINE_MS = 5_000;
+
 export class EventRecorder implements EventSink {
   private readonly tracked = new Map<string, Tracked>();
-  /** The last write per event key: repeats wait for it, so one Event is created, then patched. */
-  private readonly writing = new Map<string, Promise<void>>();
-  private readonly pending: Pending[] = [];
-  private inFlight = 0;
+  /** Waiting to be written, oldest first; a repeat of a waiting Event only bumps its count. */
+  private readonly pending = new Map<string, Pending>();
+  private draining = false;
   private readonly idleWaiters: (() => void)[] = [];
   private readonly dropped: Counter | undefined;
+  private readonly bucket: TokenBucket;
 
   constructor(
     private readonly client: KubeClient,
     private readonly component: string,
-    private readonly options: { clock?: Clock; logger?: Logger; registry?: Registry; concurrency?: number } = {},
+    private readonly options: EventRecorderOptions = {},
   ) {
     const registry = options.registry;
     this.dropped = registry
       ? ((registry.getSingleMetric('portico_events_dropped_total') as Counter | undefined) ??
         new Counter({ name: 'portico_events_dropped_total', help: 'Events not written because the queue was full or the write failed', registers: [registry] }))
       : undefined;
+    this.bucket = new TokenBucket(options.qps ?? DEFAULT_EVENT_QPS, options.burst ?? DEFAULT_EVENT_BURST);
   }
 
   private get clock(): Clock {
@@ -76,36 +95,49 @@ export class EventRecorder implements EventSink {
   }
 
   record(object: ObjectReference, type: EventType, reason: string, message: string): void {
-    if (this.pending.length >= MAX_PENDING) {
+    const event = { object, type, reason, message: message.slice(0, 1024) };
+    const key = eventKey(event);
+    const waiting = this.pending.get(key);
+    if (waiting) {
+      waiting.count++;
+      waiting.at = this.clock.now();
+      return;
+    }
+    if (this.pending.size >= MAX_PENDING) {
       this.dropped?.inc();
       return;
     }
-    this.pending.push({ object, type, reason, message: message.slice(0, 1024), at: this.clock.now() });
-    this.pump();
+    this.pending.set(key, { ...event, at: this.clock.now(), count: 1 });
+    void this.drain();
   }
 
-  /** Resolves once every recorded event has been written (or given up on). For tests and shutdown. */
-  async flush(): Promise<void> {
-    if (this.pending.length === 0 && this.inFlight === 0) return;
-    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  /** Resolves once every recorded Event is written (or given up on), or after `deadlineMs`. */
+  async flush(deadlineMs = FLUSH_DEADLINE_MS): Promise<void> {
+    if (this.pending.size === 0 && !this.draining) return;
+    const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    const abort = new AbortController();
+    await Promise.race([idle, this.clock.sleep(deadlineMs, abort.signal).catch(() => undefined)]);
+    abort.abort();
   }
 
-  private pump(): void {
-    const concurrency = this.options.concurrency ?? 2;
-    while (this.inFlight < concurrency && this.pending.length > 0) {
-      const next = this.pending.shift();
-      if (!next) break;
-      this.inFlight++;
-      const key = eventKey(next);
-      const previous = this.writing.get(key) ?? Promise.resolve();
-      const written = previous.then(() => this.write(key, next));
-      this.writing.set(key, written);
-      void written.finally(() => {
-        if (this.writing.get(key) === written) this.writing.delete(key);
-        this.inFlight--;
-        this.pump();
-        if (this.inFlight === 0 && this.pending.length === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
-      });
+  /** One writer, paced by the token bucket: at most one Event write is in flight. */
+  private async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      for (;;) {
+        const next = this.pending.entries().next();
+        if (next.done) break;
+        const [key, event] = next.value;
+        const wait = this.bucket.reserve(this.clock.now());
+        if (wait > 0) await this.clock.sleep(wait);
+        // Taken only now, so repeats recorded during the wait are folded into this write.
+        this.pending.delete(key);
+        await this.write(key, event);
+      }
+    } finally {
+      this.draining = false;
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
   }
 
@@ -115,7 +147,7 @@ export class EventRecorder implements EventSink {
     const seen = this.tracked.get(key);
     try {
       if (seen && event.at - seen.lastSeen < AGGREGATION_WINDOW_MS) {
-        seen.count++;
+        seen.count += event.count;
         seen.lastSeen = event.at;
         try {
           await this.client.request('PATCH', `/api/v1/namespaces/${seen.namespace}/events/${seen.name}`, {
@@ -138,7 +170,7 @@ export class EventRecorder implements EventSink {
           type: event.type,
           reason: event.reason,
           message: event.message,
-          count: 1,
+          count: event.count,
           firstTimestamp: now,
           lastTimestamp: now,
           source: { component: this.component },
@@ -146,7 +178,7 @@ export class EventRecorder implements EventSink {
           reportingInstance: this.component,
         },
       });
-      this.remember(key, { name, namespace, count: 1, firstTimestamp: now, lastSeen: event.at });
+      this.remember(key, { name, namespace, count: event.count, firstTimestamp: now, lastSeen: event.at });
     } catch (error) {
       this.dropped?.inc();
       this.options.logger?.warn({ err: error, reason: event.reason, object: `${namespace}/${event.object.name}` }, 'could not write Event');

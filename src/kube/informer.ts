@@ -218,18 +218,20 @@ export class Informer<T extends KubeObject> {
     const watchSignal = AbortSignal.any([outer, controller.signal]);
     const stallMs = this.options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
     // Written from callbacks: kept in an object so the checks below see the updates.
-    const state = { gone: false, stalled: false };
+    const state = { gone: false, stalled: false, lastActivity: this.clock.now() };
+    // A periodic check, not a timer re-armed per event: events can arrive by the thousand.
     let cancelWatchdog = (): void => undefined;
-    const armWatchdog = (): void => {
-      cancelWatchdog();
-      cancelWatchdog = this.clock.setTimer(() => {
+    const check = (): void => {
+      if (this.clock.now() - state.lastActivity >= stallMs) {
         state.stalled = true;
         this.stats.stalls++;
         this.options.logger?.warn({ path: this.options.path, stallMs }, 'watch silent too long; restarting it');
         controller.abort();
-      }, stallMs);
+        return;
+      }
+      cancelWatchdog = this.clock.setTimer(check, stallMs / 4);
     };
-    armWatchdog();
+    cancelWatchdog = this.clock.setTimer(check, stallMs / 4);
     try {
       await this.client.watch<T>(
         this.options.path,
@@ -241,7 +243,7 @@ export class Informer<T extends KubeObject> {
           fieldSelector: this.options.fieldSelector,
         },
         (event: WatchEvent<T>) => {
-          armWatchdog();
+          state.lastActivity = this.clock.now();
           if (state.gone) return;
           this.apply(event, () => {
             state.gone = true;

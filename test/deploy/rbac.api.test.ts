@@ -192,7 +192,8 @@ describe('deploy/rbac.yaml', () => {
       const ours = (await controllerEvents('web')).map((e) => e.reason);
       return ours.includes('EnsuredLoadBalancer') && ours.includes('IPAllocated') ? ours : undefined;
     }, 'the controller to record Events on web');
-    expect(reasons).toContain('EnsuringLoadBalancer');
+    // An in-memory allocation finishes well within the EnsuringLoadBalancer announcement delay.
+    expect(reasons).not.toContain('EnsuringLoadBalancer');
   });
 
   it('lets the controller write the AddressPool status', async () => {

@@ -21,6 +21,8 @@ export class FlakyProvider implements LoadBalancerProvider {
     readonly providerClass: ProviderClass,
     private readonly failures: number,
     private readonly error: () => ProviderError,
+    /** How long each ensure takes, like a cloud API call. */
+    private readonly ensureDelayMs = 0,
   ) {}
 
   validate(service: V1Service): SpecProblem[] {
@@ -34,15 +36,16 @@ export class FlakyProvider implements LoadBalancerProvider {
     return Promise.resolve(status ? { exists: true, status } : { exists: false });
   }
 
-  ensure(service: V1Service, nodes: readonly V1Node[]): Promise<LoadBalancerStatus> {
+  async ensure(service: V1Service, nodes: readonly V1Node[]): Promise<LoadBalancerStatus> {
+    if (this.ensureDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.ensureDelayMs));
     const key = objectKey(service);
     this.calls.push({ method: 'ensure', key, nodes: nodes.map((n) => n.metadata?.name ?? '') });
     const attempt = (this.attempts.get(key) ?? 0) + 1;
     this.attempts.set(key, attempt);
-    if (attempt <= this.failures) return Promise.reject(this.error());
+    if (attempt <= this.failures) throw this.error();
     const status: LoadBalancerStatus = { ingress: [{ hostname: `${service.metadata?.name ?? ''}.lb.example.test` }] };
     this.balancers.set(key, status);
-    return Promise.resolve(status);
+    return status;
   }
 
   updateNodes(service: V1Service, nodes: readonly V1Node[]): Promise<void> {

@@ -537,21 +537,27 @@ export class Allocator {
     return value === undefined ? undefined : toAddr({ family, value });
   }
 
-  /** Cost: the held addresses inside the pool's ranges (plus the .0/.255 skipped among them), never the pool size. */
+  /**
+   * Cost: O(log held) per range; with avoidBuggyIPs, the held addresses inside the range
+   * (plus the .0/.255 skipped among them). Never the pool size.
+   */
   private lowestFree(pool: ParsedPool, family: IPFamily): bigint | undefined {
     const held = this.held[family];
     const skipBuggy = pool.avoidBuggyIPs && family === 'IPv4';
     for (const range of pool.ranges) {
       if (range.family !== family) continue;
+      if (!skipBuggy) {
+        const free = firstGap(held, range.start, range.end);
+        if (free !== undefined) return free;
+        continue;
+      }
       let i = lowerBound(held, range.start);
       let candidate = range.start;
       while (candidate <= range.end) {
-        if (skipBuggy) {
-          const last = candidate & 255n;
-          if (last === 0n || last === 255n) {
-            candidate += 1n;
-            continue;
-          }
+        const last = candidate & 255n;
+        if (last === 0n || last === 255n) {
+          candidate += 1n;
+          continue;
         }
         while (i < held.length && (held[i]?.value ?? candidate) < candidate) i++;
         if (held[i]?.value !== candidate) return candidate;
@@ -747,4 +753,21 @@ function poolNames(entries: readonly PoolEntry[]): string {
 
 function fail(reason: AllocationFailureReason, field: string | undefined, message: string): AllocationFailure {
   return field === undefined ? { ok: false, reason, message } : { ok: false, reason, field, message };
+}
+
+/**
+ * The lowest address in [start, end] not in `held` (sorted, distinct). The held addresses from
+ * `start` on are consecutive up to the first gap and not after it, so a binary search finds it.
+ */
+function firstGap(held: readonly Addr[], start: bigint, end: bigint): bigint | undefined {
+  const lo = lowerBound(held, start);
+  let a = lo;
+  let b = lowerBound(held, end + 1n);
+  while (a < b) {
+    const mid = (a + b) >> 1;
+    if (held[mid]?.value === start + BigInt(mid - lo)) a = mid + 1;
+    else b = mid;
+  }
+  const candidate = start + BigInt(a - lo);
+  return candidate <= end ? candidate : undefined;
 }

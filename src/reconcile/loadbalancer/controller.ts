@@ -14,6 +14,7 @@ import { equivalent, patchStatus, patchWithRetry } from '../../kube/patch.js';
 import type { KubeClient } from '../../kube/rest.js';
 import { done, requeueAfter, retry, terminal, WorkQueue, type Outcome as QueueOutcome } from '../../kube/workqueue.js';
 import { asProviderError, type LoadBalancerProvider, type ProviderClass } from '../../providers/provider.js';
+import { WriteExpectations } from './expectations.js';
 import {
   describeIngress,
   describeProblems,
@@ -35,6 +36,8 @@ export const DEFAULT_RESYNC_PERIOD_MS = 10 * 60_000;
 const RESYNC_JITTER = 0.1;
 /** How long to trust that the watch will deliver our own write before reconciling anyway. */
 export const STALE_CACHE_TIMEOUT_MS = 10_000;
+/** EnsuringLoadBalancer announces only work users would otherwise wait on without a word. */
+export const ENSURING_EVENT_DELAY_MS = 1_000;
 
 export interface LoadBalancerControllerOptions {
   client: KubeClient;
@@ -106,18 +109,14 @@ export class LoadBalancerController {
   private readonly cleanedUids = new Set<string>();
   /** Services a provider asked to re-ensure (e.g. a pool edit took their address away). */
   private readonly providerRequested = new Set<string>();
-  /**
-   * The resourceVersion of our last write per Service, until the informer shows it: a reconcile
-   * on an older cached copy would redo work (and repeat Events) for nothing.
-   */
-  private readonly awaiting = new Map<string, { resourceVersion: string; at: number }>();
-  /** The last few resourceVersions the informer delivered per Service: our write's event may beat its response. */
-  private readonly delivered = new Map<string, string[]>();
-  private lastNodeKey = '';
+  private readonly expectations: WriteExpectations;
+  /** The eligible node set and its fingerprint, recomputed only on node events. */
+  private eligible: { nodes: V1Node[]; key: string } = { nodes: [], key: '' };
   private readonly metrics: Metrics;
 
   constructor(private readonly options: LoadBalancerControllerOptions) {
     this.queue = new WorkQueue({ name: 'loadbalancer', clock: options.clock, registry: options.registry });
+    this.expectations = new WriteExpectations(options.clock, STALE_CACHE_TIMEOUT_MS);
     this.metrics = createMetrics(options.registry);
   }
 
@@ -134,19 +133,18 @@ export class LoadBalancerController {
     const { services, nodes, providers } = this.options;
     services.on({
       onAdd: (s) => {
-        this.delivered.set(objectKey(s), [s.metadata?.resourceVersion ?? '']);
-        if (this.relevant(s)) this.queue.add(objectKey(s));
+        const key = objectKey(s);
+        this.expectations.delivered(key, s.metadata?.resourceVersion ?? '');
+        if (this.relevant(s)) this.queue.add(key);
       },
       onUpdate: (old, s) => {
         const key = objectKey(s);
-        const resourceVersion = s.metadata?.resourceVersion ?? '';
-        this.delivered.set(key, [...(this.delivered.get(key) ?? []).slice(-3), resourceVersion]);
-        if (this.awaiting.get(key)?.resourceVersion === resourceVersion) this.awaiting.delete(key);
-        if (this.relevant(s) || this.relevant(old)) this.queue.add(key);
+        const delivery = this.expectations.delivered(key, s.metadata?.resourceVersion ?? '');
+        // Our own write coming back carries nothing to react to.
+        if (delivery === 'resume' || (delivery === 'foreign' && (this.relevant(s) || this.relevant(old)))) this.queue.add(key);
       },
       onDelete: (s) => {
-        this.awaiting.delete(objectKey(s));
-        this.delivered.delete(objectKey(s));
+        this.expectations.forget(objectKey(s));
         if (hasFinalizer(s) && !this.cleanedUids.delete(s.metadata?.uid ?? '')) this.tombstones.set(objectKey(s), s);
         if (this.relevant(s)) this.queue.add(objectKey(s));
       },
@@ -164,7 +162,7 @@ export class LoadBalancerController {
 
     const synced = await Promise.all([services.waitForSync(signal), nodes.waitForSync(signal)]);
     if (!synced.every(Boolean)) return;
-    this.lastNodeKey = nodeSetKey(eligibleNodes(nodes.list()));
+    this.refreshEligibleNodes();
     // Providers rebuild their state from what they provisioned before any reconcile runs.
     for (const provider of providers.values()) {
       const mine = services.list().filter((s) => hasFinalizer(s) && s.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION] === provider.providerClass);
@@ -177,12 +175,19 @@ export class LoadBalancerController {
     await this.queue.run(this.options.workers ?? DEFAULT_WORKERS, (key, s) => this.reconcileKey(key, s), signal);
   }
 
+  /** Returns whether the eligible set changed. */
+  private refreshEligibleNodes(): boolean {
+    const nodes = eligibleNodes(this.options.nodes.list());
+    const key = nodeSetKey(nodes);
+    if (key === this.eligible.key) return false;
+    this.eligible = { nodes, key };
+    return true;
+  }
+
   private nodesChanged(): void {
-    const key = nodeSetKey(eligibleNodes(this.options.nodes.list()));
-    if (key === this.lastNodeKey) return;
-    this.lastNodeKey = key;
+    if (!this.refreshEligibleNodes()) return;
     // Only Services converged against another node set need their backends updated.
-    for (const [serviceKey, synced] of this.synced) if (synced.nodeKey !== key) this.queue.add(serviceKey);
+    for (const [serviceKey, synced] of this.synced) if (synced.nodeKey !== this.eligible.key) this.queue.add(serviceKey);
   }
 
   async reconcileKey(key: string, signal: AbortSignal): Promise<QueueOutcome> {
@@ -246,14 +251,9 @@ export class LoadBalancerController {
     const service = this.options.services.get(key);
     if (!service) return this.reconcileGone(key, log);
     this.tombstones.delete(key);
-    const awaited = this.awaiting.get(key);
-    const waited = awaited ? this.options.clock.now() - awaited.at : 0;
-    if (awaited && waited < STALE_CACHE_TIMEOUT_MS) {
-      // The cache has not caught up with our own write; its watch event will queue us again
-      // (and if it never comes, the timeout does).
-      return requeueAfter(STALE_CACHE_TIMEOUT_MS - waited);
-    }
-    this.awaiting.delete(key);
+    const staleMs = this.expectations.staleFor(key);
+    // The cache has not caught up with our own write: its arrival resumes us (or the timeout does).
+    if (staleMs > 0) return requeueAfter(staleMs);
 
     // Same name, new object: the old one's balancer goes before the new one gets its own.
     const known = this.synced.get(key);
@@ -362,8 +362,7 @@ export class LoadBalancerController {
     );
     if (wroteFinalizer) this.expect(current);
 
-    const nodes = eligibleNodes(this.options.nodes.list());
-    const nodeKey = nodeSetKey(nodes);
+    const { nodes, key: nodeKey } = this.eligible;
     const specKey = serviceSpecKey(current);
     const now = this.options.clock.now();
     const resyncMs = this.options.resyncPeriodMs ?? DEFAULT_RESYNC_PERIOD_MS;
@@ -388,12 +387,16 @@ export class LoadBalancerController {
       return requeueAfter(this.nextResyncMs(known.ensuredAt + resyncMs - now));
     }
 
-    if (!hasIngress) this.event(current, 'Normal', 'EnsuringLoadBalancer', 'Ensuring load balancer');
+    const cancelAnnouncement = hasIngress
+      ? () => undefined
+      : this.options.clock.setTimer(() => this.event(current, 'Normal', 'EnsuringLoadBalancer', 'Ensuring load balancer'), ENSURING_EVENT_DELAY_MS);
     let status;
     try {
       status = await this.call(provider, 'ensure', () => provider.ensure(current, nodes));
     } catch (error) {
-      return this.failed(current, asProviderError(error), signal);
+      return await this.failed(current, asProviderError(error), signal);
+    } finally {
+      cancelAnnouncement();
     }
     const before = describeIngress(current.status?.loadBalancer?.ingress ?? []);
     const { object: written } = await this.writeStatus(current, { kind: 'ensured', status }, signal);
@@ -426,10 +429,8 @@ export class LoadBalancerController {
 
   /** Remembers our write so reconciles skip cached copies older than it. */
   private expect(written: V1Service): void {
-    const key = objectKey(written);
     const resourceVersion = written.metadata?.resourceVersion;
-    if (!resourceVersion || this.delivered.get(key)?.includes(resourceVersion)) return;
-    this.awaiting.set(key, { resourceVersion, at: this.options.clock.now() });
+    if (resourceVersion) this.expectations.wrote(objectKey(written), resourceVersion);
   }
 
   /** Writes the status `outcome` implies, only when it differs; returns the object as it is now. */

@@ -300,6 +300,20 @@ describe('provider errors', () => {
     await deleteService('sctp');
   });
 
+  it('announces EnsuringLoadBalancer only when provisioning takes a while', async () => {
+    await controller.stop();
+    const slow = new FlakyProvider('portico.dev/aws-nlb', 0, () => new ProviderError('unused', { retryable: true }), 1_500);
+    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb', '--default-class=portico.dev/l2'], { factories: { 'portico.dev/aws-nlb': () => slow } });
+    await applyManifest(client, lbService('slow', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
+    await waitForIngress('slow');
+    const reasons = await eventually(async () => {
+      const r = (await eventsFor('slow')).map((e) => e.reason);
+      return r.includes('EnsuredLoadBalancer') && r.includes('EnsuringLoadBalancer') ? r : undefined;
+    }, 'Ensuring and Ensured events');
+    expect(reasons).toContain('EnsuringLoadBalancer');
+    await deleteService('slow');
+  });
+
   it('says when a Service asks for a provider this controller does not run', async () => {
     await applyManifest(client, lbService('no-provider', { spec: { loadBalancerClass: 'portico.dev/aliyun-slb' } }));
     const condition = await waitForCondition('no-provider', 'ProviderNotConfigured');
