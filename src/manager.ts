@@ -78,7 +78,7 @@ async function runTerm(config: ControllerConfig, factories: Partial<Record<Provi
   });
   await controller.run(signal);
   await Promise.all(running);
-  await events.flush();
+  await events.close();
 }
 
 export interface StartOptions {

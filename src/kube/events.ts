@@ -73,6 +73,7 @@ export class EventRecorder implements EventSink {
   /** Waiting to be written, oldest first; a repeat of a waiting Event only bumps its count. */
   private readonly pending = new Map<string, Pending>();
   private draining = false;
+  private closed = false;
   private readonly idleWaiters: (() => void)[] = [];
   private readonly dropped: Counter | undefined;
   private readonly bucket: TokenBucket;
@@ -95,6 +96,10 @@ export class EventRecorder implements EventSink {
   }
 
   record(object: ObjectReference, type: EventType, reason: string, message: string): void {
+    if (this.closed) {
+      this.dropped?.inc();
+      return;
+    }
     const event = { object, type, reason, message: message.slice(0, 1024) };
     const key = eventKey(event);
     const waiting = this.pending.get(key);
@@ -120,6 +125,17 @@ export class EventRecorder implements EventSink {
     abort.abort();
   }
 
+  /**
+   * Writes what it can within `deadlineMs`, then stops for good: a recorder whose controller
+   * has stopped (shutdown, lost leadership) must not keep writing. What is left is dropped.
+   */
+  async close(deadlineMs = FLUSH_DEADLINE_MS): Promise<void> {
+    await this.flush(deadlineMs);
+    this.closed = true;
+    this.dropped?.inc(this.pending.size);
+    this.pending.clear();
+  }
+
   /** One writer, paced by the token bucket: at most one Event write is in flight. */
   private async drain(): Promise<void> {
     if (this.draining) return;
@@ -131,6 +147,7 @@ export class EventRecorder implements EventSink {
         const [key, event] = next.value;
         const wait = this.bucket.reserve(this.clock.now());
         if (wait > 0) await this.clock.sleep(wait);
+        if (this.closed) break;
         // Taken only now, so repeats recorded during the wait are folded into this write.
         this.pending.delete(key);
         await this.write(key, event);

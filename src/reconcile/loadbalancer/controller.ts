@@ -124,8 +124,9 @@ export class LoadBalancerController {
     return this.options.logger;
   }
 
+  /** Services of our classes (enabled or not) and any still carrying our finalizer; others are never queued. */
   private relevant(service: V1Service): boolean {
-    return wantedClass(service, this.options.defaultClass) !== undefined || hasFinalizer(service) || service.spec?.type === 'LoadBalancer';
+    return wantedClass(service, this.options.defaultClass) !== undefined || hasFinalizer(service);
   }
 
   /** Runs until `signal` aborts (leadership lost or shutdown); informers must be running. */

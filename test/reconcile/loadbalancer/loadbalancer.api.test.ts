@@ -300,6 +300,29 @@ describe('provider errors', () => {
     await deleteService('sctp');
   });
 
+  it('deletes the old balancer when a Service is recreated under the same name behind its back', async () => {
+    await controller.stop();
+    const cloud = new FlakyProvider('portico.dev/aws-nlb', 0, () => new ProviderError('unused', { retryable: true }));
+    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb', '--default-class=portico.dev/l2'], { factories: { 'portico.dev/aws-nlb': () => cloud } });
+    const key = `${ns.name}/phoenix`;
+    await applyManifest(client, lbService('phoenix', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
+    const first = await waitForIngress('phoenix');
+    // Someone strips our finalizer and deletes the Service, then it is created again at once.
+    await client.request('PATCH', `/api/v1/namespaces/${ns.name}/services/phoenix`, { body: { metadata: { finalizers: null } }, patchType: 'merge' });
+    await deleteService('phoenix');
+    await applyManifest(client, lbService('phoenix', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
+    const second = await eventually(async () => {
+      const s = await getService('phoenix');
+      return s.metadata?.uid !== first.metadata?.uid && readyCondition(s)?.status === 'True' ? s : undefined;
+    }, 'the new phoenix to be ready');
+    expect(second.metadata?.finalizers).toContain(FINALIZER);
+    // The old balancer was deleted before (or instead of being reused by) the new one.
+    const calls = cloud.callsFor(key).map((c) => c.method);
+    expect(calls.indexOf('ensureDeleted')).toBeGreaterThan(0);
+    expect(calls.lastIndexOf('ensure')).toBeGreaterThan(calls.indexOf('ensureDeleted'));
+    await deleteService('phoenix');
+  });
+
   it('announces EnsuringLoadBalancer only when provisioning takes a while', async () => {
     await controller.stop();
     const slow = new FlakyProvider('portico.dev/aws-nlb', 0, () => new ProviderError('unused', { retryable: true }), 1_500);
