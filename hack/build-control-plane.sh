@@ -10,7 +10,8 @@
 #                         if the newest does not build)
 #   PORTICO_ETCD_VERSION  a go.etcd.io/etcd/server/v3 release (default: the newest v3.6.x)
 #   PORTICO_CACHE_DIR     where binaries are kept (default: <repo>/.cache)
-#   KUBEBUILDER_ASSETS    a directory that already has etcd + kube-apiserver (+ kube-controller-manager):
+#   KUBEBUILDER_ASSETS    a directory that already has etcd + kube-apiserver (+ kube-controller-manager,
+#                         optional: without it the control plane runs without its controllers):
 #                         used as is, nothing is built
 set -euo pipefail
 

@@ -133,7 +133,9 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
     await writeFile(kubeconfigPath, kubeconfig(server, dir, 'admin'));
     const version = await serverVersion(dir, server);
 
-    if (options.controllerManager ?? true) {
+    const withKcm = (options.controllerManager ?? true) && existsSync(join(bin, 'kube-controller-manager'));
+    if ((options.controllerManager ?? true) && !withKcm) log(`[control-plane] no kube-controller-manager in ${bin}: running without garbage collection, EndpointSlices and namespace deletion`);
+    if (withKcm) {
       await writeFile(join(dir, 'kcm.kubeconfig'), kubeconfig(server, dir, 'kcm'));
       const kcm = launch(dir, 'kube-controller-manager', join(bin, 'kube-controller-manager'), [
         `--kubeconfig=${join(dir, 'kcm.kubeconfig')}`,
@@ -181,6 +183,8 @@ function defaultLog(line: string): void {
 function launch(dir: string, name: string, binary: string, args: string[]): ChildProcess {
   const logFile = createWriteStream(join(dir, `${name}.log`));
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // A missing or unrunnable binary shows up in the readiness wait, not as an unhandled crash.
+  child.once('error', (error) => logFile.write(`failed to start ${binary}: ${error.message}\n`));
   child.stdout.pipe(logFile);
   child.stderr.pipe(logFile);
   return child;

@@ -86,8 +86,19 @@ export function parseControllerFlags(args: string[], env: NodeJS.ProcessEnv = pr
     workers,
     resyncPeriodMs: duration('resync-period', values['resync-period']),
   };
-  if (config.leaderElect && !(config.leaseDurationMs > config.renewDeadlineMs && config.renewDeadlineMs > config.retryPeriodMs)) {
-    problems.push('--leader-elect-lease-duration > --leader-elect-renew-deadline > --leader-elect-retry-period must hold');
+  if (config.leaderElect) {
+    if (!(config.leaseDurationMs > config.renewDeadlineMs && config.renewDeadlineMs > config.retryPeriodMs * 1.2)) {
+      problems.push('--leader-elect-lease-duration > --leader-elect-renew-deadline > 1.2 x --leader-elect-retry-period must hold');
+    }
+    // The Lease stores whole seconds: rounding would let other candidates expire us early.
+    if (config.leaseDurationMs % 1000 !== 0) problems.push(`--leader-elect-lease-duration=${values['leader-elect-lease-duration']}: must be whole seconds`);
+  }
+  for (const [flag, addr] of [['metrics-addr', config.metricsAddr], ['health-addr', config.healthAddr]] as const) {
+    try {
+      parseListenAddress(addr);
+    } catch (error) {
+      problems.push(`--${flag}: ${(error as Error).message}`);
+    }
   }
   if (problems.length > 0) throw new ConfigError(problems.join('\n'));
   return config;

@@ -29,6 +29,10 @@ describe('parseControllerFlags', () => {
     [['--default-class=portico.dev/aws-nlb'], '--default-class=portico.dev/aws-nlb: must be one of the enabled --providers'],
     [['--log-level=loud'], '--log-level=loud'],
     [['--leader-elect', '--leader-elect-renew-deadline=20s'], '--leader-elect-lease-duration > --leader-elect-renew-deadline'],
+    [['--leader-elect', '--leader-elect-renew-deadline=2s'], '1.2 x --leader-elect-retry-period'],
+    [['--leader-elect', '--leader-elect-lease-duration=15500ms'], 'must be whole seconds'],
+    [['--metrics-addr=8080'], '--metrics-addr: listen address 8080'],
+    [['--health-addr=:99999'], '--health-addr'],
   ])('rejects %j naming the flag', (args, message) => {
     expect(() => parseControllerFlags(args, {})).toThrow(ConfigError);
     expect(() => parseControllerFlags(args, {})).toThrow(message);

@@ -38,6 +38,8 @@ const MIN_WATCH_TIMEOUT_S = 300;
 const DEFAULT_STALL_TIMEOUT_MS = 150_000; // the apiserver sends bookmarks about once a minute
 const DEFAULT_BACKOFF_BASE_MS = 500;
 const DEFAULT_BACKOFF_MAX_MS = 30_000;
+/** A watch that lived this long (or delivered events) was healthy: the next failure starts backoff afresh. */
+const HEALTHY_WATCH_MS = 30_000;
 
 class GoneError extends Error {}
 
@@ -63,7 +65,7 @@ export class Informer<T extends KubeObject> {
   private resourceVersion = '';
   private readonly clock: Clock;
   /** Counts relists and watch restarts, for tests and metrics. */
-  readonly stats = { lists: 0, watches: 0, errors: 0, stalls: 0 };
+  readonly stats = { lists: 0, watches: 0, errors: 0, stalls: 0, events: 0 };
 
   constructor(
     private readonly client: KubeClient,
@@ -115,7 +117,13 @@ export class Informer<T extends KubeObject> {
           await this.relist(signal);
           needList = false;
         }
-        await this.watchOnce(signal);
+        const started = this.clock.now();
+        const eventsBefore = this.stats.events;
+        try {
+          await this.watchOnce(signal);
+        } finally {
+          if (this.clock.now() - started >= HEALTHY_WATCH_MS || this.stats.events > eventsBefore) failures = 0;
+        }
         failures = 0;
       } catch (error) {
         // Re-read: the await above may have seen an abort that narrowing cannot know of.
@@ -244,6 +252,7 @@ export class Informer<T extends KubeObject> {
         },
         (event: WatchEvent<T>) => {
           state.lastActivity = this.clock.now();
+          this.stats.events++;
           if (state.gone) return;
           this.apply(event, () => {
             state.gone = true;

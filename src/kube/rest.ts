@@ -97,9 +97,13 @@ export class RestClient implements KubeClient {
     const options: RequestOptions = { headers: {} };
     await this.kubeConfig.applyToHTTPSOptions(options);
     const base = new URL(cluster.server);
-    const previous = this.connection?.agent;
-    const agent =
-      base.protocol === 'https:'
+    const previous = this.connection;
+    // Credentials are re-read for rotated tokens (a header); the pool is rebuilt only when the
+    // TLS material changes, so long-running watches keep their sockets.
+    const sameTls = previous !== undefined && sameTlsMaterial(previous.options, options) && previous.base.href === base.href;
+    const agent = sameTls
+      ? previous.agent
+      : base.protocol === 'https:'
         ? new Agent({
             keepAlive: true,
             maxSockets: this.maxSockets,
@@ -111,8 +115,7 @@ export class RestClient implements KubeClient {
           })
         : undefined;
     this.connection = { base, options, agent, expires: Date.now() + CREDENTIAL_REFRESH_MS };
-    // Let in-flight requests on the old pool finish; idle sockets close.
-    if (previous) setTimeout(() => previous.destroy(), DEFAULT_TIMEOUT_MS).unref();
+    // A replaced pool is not destroyed: its in-flight requests and watches finish on their own.
     return this.connection;
   }
 
@@ -199,6 +202,11 @@ export class RestClient implements KubeClient {
       signal.removeEventListener('abort', stop);
     }
   }
+}
+
+function sameTlsMaterial(a: RequestOptions, b: RequestOptions): boolean {
+  const same = (x: unknown, y: unknown): boolean => (Buffer.isBuffer(x) && Buffer.isBuffer(y) ? x.equals(y) : x === y);
+  return same(a.ca, b.ca) && same(a.cert, b.cert) && same(a.key, b.key) && a.rejectUnauthorized === b.rejectUnauthorized && a.servername === b.servername;
 }
 
 function errorFromResponse(method: string, path: string, status: number, text: string, retryAfter: string | undefined): KubeApiError {

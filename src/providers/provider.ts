@@ -53,6 +53,8 @@ export interface LoadBalancerProvider {
   start?(provisioned: readonly V1Service[], signal: AbortSignal): Promise<void>;
   /** The provider asks for Services to be reconciled again (e.g. an address was freed). */
   onChange?(listener: (serviceKeys: readonly string[]) => void): void;
+  /** The leadership term ended: stop timers and background writes. */
+  stop?(): void;
 }
 
 /** Condition reasons a provider error can surface as. */

@@ -99,6 +99,8 @@ interface PoolEntry {
   readonly pool: ParsedPool;
   /** Non-empty: the pool shares addresses with these pools and gets no new allocations. */
   readonly overlapsWith: readonly string[];
+  /** Set: the pool is held at its last valid spec (its current one is invalid); no new allocations. */
+  readonly frozenBecause: string | undefined;
 }
 
 interface Holding {
@@ -132,15 +134,18 @@ export class Allocator {
   /** Every held address per family, sorted by value, so a free address is found without scanning a pool. */
   private readonly held: Record<IPFamily, Addr[]> = { IPv4: [], IPv6: [] };
 
-  /** Replaces the pool set; returns (and releases) the assignments it invalidates, sorted by key. */
-  setPools(pools: readonly ParsedPool[]): Released[] {
+  /**
+   * Replaces the pool set; returns (and releases) the assignments it invalidates, sorted by key.
+   * `frozen` names pools (with the reason) that keep what they gave out but give out nothing new.
+   */
+  setPools(pools: readonly ParsedPool[], frozen: ReadonlyMap<string, string> = new Map()): Released[] {
     const names = new Set<string>();
     for (const pool of pools) {
       if (names.has(pool.name)) throw new AllocatorError(`pool '${pool.name}' is listed twice`);
       names.add(pool.name);
     }
     const overlaps = findOverlaps(pools);
-    this.pools = new Map(pools.map((pool) => [pool.name, { pool, overlapsWith: overlaps.get(pool.name) ?? [] }]));
+    this.pools = new Map(pools.map((pool) => [pool.name, { pool, overlapsWith: overlaps.get(pool.name) ?? [], frozenBecause: frozen.get(pool.name) }]));
     this.ordered = [...this.pools.values()].sort(comparePoolOrder);
 
     const released: Released[] = [];
@@ -164,12 +169,18 @@ export class Allocator {
    */
   assign(req: AllocationRequest): AllocationResult {
     const existing = this.holdings.get(req.key);
-    if (existing !== undefined) {
-      const kept = this.keep(existing, req);
-      if (kept !== undefined) return kept;
-      this.release(req.key);
-    }
-    return this.allocate(req);
+    if (existing === undefined) return this.allocate(req);
+    const kept = this.keep(existing, req);
+    if (kept !== undefined) return kept;
+    this.release(req.key);
+    const result = this.allocate(req);
+    if (result.ok) return result;
+    // Transactional: a Service that cannot get what it now asks for keeps the addresses it
+    // has (still in its status, still routed to it) as long as they remain valid for it, so
+    // they are never handed to someone else while it still shows them.
+    const still = this.retention(existing.request, existing.ips, existing.pool);
+    if ('pool' in still) this.commit(existing.request, still.pool, existing.ips);
+    return result;
   }
 
   /**
@@ -256,7 +267,7 @@ export class Allocator {
       if (holding !== undefined) return holding.pool;
     }
     const containing = this.ordered.filter((entry) => poolHasAddress(entry.pool, addr));
-    return (containing.find((entry) => entry.overlapsWith.length === 0) ?? containing[0])?.pool.name;
+    return (containing.find((entry) => entry.overlapsWith.length === 0 && entry.frozenBecause === undefined) ?? containing[0])?.pool.name;
   }
 
   // --- checks ---
@@ -288,6 +299,7 @@ export class Allocator {
 
   /** Why a pool may not give this Service a new address; undefined when it may (autoAssign aside). */
   private newDenial(entry: PoolEntry, req: AllocationRequest): string | undefined {
+    if (entry.frozenBecause !== undefined) return `pool '${entry.pool.name}' hands out no new addresses: ${entry.frozenBecause}`;
     if (entry.overlapsWith.length > 0) {
       return `pool '${entry.pool.name}' overlaps ${plural('pool', entry.overlapsWith)} and hands out no new addresses until that is fixed`;
     }

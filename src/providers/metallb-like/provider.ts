@@ -42,6 +42,24 @@ function creationTime(service: V1Service): number {
   return created ? new Date(created).getTime() : 0;
 }
 
+/** A request that only holds on to `ips` for a Service whose annotations do not parse right now. */
+function frozenRequest(service: V1Service, ips: readonly string[], namespaceLabels: Record<string, string>): AllocationRequest {
+  const families = ips.map((ip): 'IPv4' | 'IPv6' => (ip.includes(':') ? 'IPv6' : 'IPv4'));
+  return {
+    key: objectKey(service),
+    namespace: service.metadata?.namespace ?? '',
+    namespaceLabels,
+    serviceLabels: service.metadata?.labels ?? {},
+    ipFamilies: families,
+    ipFamilyPolicy: families.length > 1 ? 'RequireDualStack' : 'SingleStack',
+    requestedIPs: [],
+    requestedPool: undefined,
+    sharingKey: undefined,
+    ports: (service.spec?.ports ?? []).map((p) => ({ port: p.port, protocol: (p.protocol ?? 'TCP') as 'TCP' | 'UDP' | 'SCTP' })),
+    backendKey: '',
+  };
+}
+
 export class L2Provider implements LoadBalancerProvider {
   readonly providerClass = L2_CLASS;
   private readonly allocator = new Allocator();
@@ -49,6 +67,8 @@ export class L2Provider implements LoadBalancerProvider {
   /** Services that could not get an address; retried whenever capacity changes, not on a timer. */
   private readonly waiting = new Set<string>();
   private poolProblems = new Map<string, { reason: string; message: string }>();
+  /** The last spec of each pool that parsed: an invalid edit freezes the pool at it. */
+  private readonly lastValidPools = new Map<string, ParsedPool>();
   private started = false;
   private cancelPoolStatus: (() => void) | undefined;
 
@@ -60,6 +80,22 @@ export class L2Provider implements LoadBalancerProvider {
       // Our own status writes bump resourceVersion; only spec changes matter here.
       if (JSON.stringify(old.spec) !== JSON.stringify(pool.spec) || old.metadata.generation !== pool.metadata.generation) onPools();
     }, onDelete: onPools });
+    // Pools may select namespaces by label: a relabelled namespace can gain or lose access.
+    deps.namespaces.on({
+      onUpdate: (old, ns) => {
+        if (!this.started || JSON.stringify(old.metadata?.labels ?? {}) === JSON.stringify(ns.metadata?.labels ?? {})) return;
+        const prefix = `${ns.metadata?.name ?? ''}/`;
+        const keys = [...this.waiting, ...this.allocator.assignments().map((a) => a.key)].filter((key) => key.startsWith(prefix));
+        this.notify([...new Set(keys)]);
+      },
+    });
+  }
+
+  stop(): void {
+    this.started = false;
+    this.cancelPoolStatus?.();
+    this.cancelPoolStatus = undefined;
+    this.listeners.length = 0;
   }
 
   onChange(listener: (serviceKeys: readonly string[]) => void): void {
@@ -82,8 +118,9 @@ export class L2Provider implements LoadBalancerProvider {
       const ips = (service.status?.loadBalancer?.ingress ?? []).map((i) => i.ip).filter((ip): ip is string => ip !== undefined);
       if (ips.length === 0) continue;
       const request = this.request(service);
-      if ('problems' in request) continue;
-      const result = this.allocator.restore(request.request, ips);
+      // A Service whose spec is invalid now still shows its address: it stays reserved for it.
+      const restoreRequest = 'request' in request ? request.request : frozenRequest(service, ips, this.namespaceLabels(service));
+      const result = this.allocator.restore(restoreRequest, ips);
       if (result.ok) restored++;
       else this.deps.logger.warn({ service: objectKey(service), ips, reason: result.reason, message: result.message }, 'could not keep the address in status; it will be re-assigned');
     }
@@ -92,10 +129,12 @@ export class L2Provider implements LoadBalancerProvider {
     this.schedulePoolStatus();
   }
 
+  private namespaceLabels(service: V1Service): Record<string, string> {
+    return this.deps.namespaces.get(service.metadata?.namespace ?? '')?.metadata?.labels ?? {};
+  }
+
   private request(service: V1Service): { request: AllocationRequest } | { problems: SpecProblem[] } {
-    const namespace = service.metadata?.namespace ?? '';
-    const labels = this.deps.namespaces.get(namespace)?.metadata?.labels ?? {};
-    return allocationRequestFromService(service, labels);
+    return allocationRequestFromService(service, this.namespaceLabels(service));
   }
 
   validate(service: V1Service): SpecProblem[] {
@@ -162,11 +201,27 @@ export class L2Provider implements LoadBalancerProvider {
   private applyPools(): ReturnType<Allocator['setPools']> {
     const parsed: ParsedPool[] = [];
     const problems = new Map<string, { reason: string; message: string }>();
+    const frozen = new Map<string, string>();
+    const present = new Set<string>();
     for (const pool of this.deps.pools.list()) {
+      const name = pool.metadata.name;
+      present.add(name);
       const result = parsePool(pool);
-      if (isParsedPool(result)) parsed.push(result);
-      else problems.set(pool.metadata.name, { reason: 'InvalidSpec', message: result.problems.map((p) => `${p.field}: ${p.message}`).join('; ') });
+      if (isParsedPool(result)) {
+        parsed.push(result);
+        this.lastValidPools.set(name, result);
+        continue;
+      }
+      const message = result.problems.map((p) => `${p.field}: ${p.message}`).join('; ');
+      // A typo in an edit must not take addresses away: keep the last valid spec, frozen.
+      const lastValid = this.lastValidPools.get(name);
+      if (lastValid) {
+        parsed.push(lastValid);
+        frozen.set(name, 'its spec is invalid; the last valid one is kept for the addresses already assigned');
+      }
+      problems.set(name, { reason: 'InvalidSpec', message: lastValid ? `${message} (keeping the last valid spec for assigned addresses; no new ones)` : message });
     }
+    for (const name of [...this.lastValidPools.keys()]) if (!present.has(name)) this.lastValidPools.delete(name);
     for (const [name, others] of findOverlaps(parsed)) {
       problems.set(name, { reason: 'Overlap', message: `addresses overlap with pool(s) ${others.join(', ')}; neither is used for new allocations until fixed` });
     }
@@ -179,7 +234,7 @@ export class L2Provider implements LoadBalancerProvider {
       }
     }
     this.poolProblems = problems;
-    return this.allocator.setPools(parsed);
+    return this.allocator.setPools(parsed, frozen);
   }
 
   private poolsChanged(): void {
@@ -193,7 +248,7 @@ export class L2Provider implements LoadBalancerProvider {
   }
 
   private schedulePoolStatus(): void {
-    if (this.cancelPoolStatus) return;
+    if (this.cancelPoolStatus || !this.started) return;
     this.cancelPoolStatus = this.deps.clock.setTimer(() => {
       this.cancelPoolStatus = undefined;
       void this.writePoolStatuses().catch((error: unknown) => this.deps.logger.warn({ err: error }, 'could not update AddressPool status'));
@@ -206,7 +261,9 @@ export class L2Provider implements LoadBalancerProvider {
     for (const pool of this.deps.pools.list()) {
       const name = pool.metadata.name;
       const problem = this.poolProblems.get(name);
-      const stats = problem ? { assignedIPv4: 0, assignedIPv6: 0, availableIPv4: 0, availableIPv6: 0 } : this.allocator.stats(name);
+      const counted = this.allocator.stats(name) ?? { assignedIPv4: 0, assignedIPv6: 0, availableIPv4: 0, availableIPv6: 0 };
+      // A pool with a problem hands out nothing new, but its assigned addresses are still in use.
+      const stats = problem ? { ...counted, availableIPv4: 0, availableIPv6: 0 } : counted;
       await patchStatus(this.deps.client, `/apis/portico.dev/v1alpha1/addresspools/${name}`, pool as AddressPool & { status?: Record<string, unknown> }, (current) => {
         const old = current.status?.conditions?.find((c) => c.type === 'Ready');
         const status = problem ? 'False' : 'True';

@@ -13,7 +13,7 @@ import { objectKey, type Informer } from '../../kube/informer.js';
 import { equivalent, patchStatus, patchWithRetry } from '../../kube/patch.js';
 import type { KubeClient } from '../../kube/rest.js';
 import { done, requeueAfter, retry, terminal, WorkQueue, type Outcome as QueueOutcome } from '../../kube/workqueue.js';
-import { asProviderError, type LoadBalancerProvider, type ProviderClass } from '../../providers/provider.js';
+import { asProviderError, isProviderClass, type LoadBalancerProvider, type ProviderClass } from '../../providers/provider.js';
 import { WriteExpectations } from './expectations.js';
 import {
   describeIngress,
@@ -25,6 +25,7 @@ import {
   nodeSetKey,
   plan,
   PROVISIONED_BY_ANNOTATION,
+  sameInputs,
   serviceSpecKey,
   wantedClass,
   type Outcome,
@@ -141,12 +142,16 @@ export class LoadBalancerController {
       onUpdate: (old, s) => {
         const key = objectKey(s);
         const delivery = this.expectations.delivered(key, s.metadata?.resourceVersion ?? '');
-        // Our own write coming back carries nothing to react to.
-        if (delivery === 'resume' || (delivery === 'foreign' && (this.relevant(s) || this.relevant(old)))) this.queue.add(key);
+        // Our own write coming back carries nothing to react to, unless a relist folded someone
+        // else's change into it.
+        const foreignChange = delivery === 'foreign' || !sameInputs(old, s) || old.metadata?.deletionTimestamp !== s.metadata?.deletionTimestamp;
+        if (delivery === 'resume' || (foreignChange && (this.relevant(s) || this.relevant(old)))) this.queue.add(key);
       },
       onDelete: (s) => {
         this.expectations.forget(objectKey(s));
-        if (hasFinalizer(s) && !this.cleanedUids.delete(s.metadata?.uid ?? '')) this.tombstones.set(objectKey(s), s);
+        // Provisioned by us but not cleaned up by us (finalizer forced off): remember it for cleanup.
+        const provisioned = hasFinalizer(s) || s.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION] !== undefined;
+        if (provisioned && !this.cleanedUids.delete(s.metadata?.uid ?? '')) this.tombstones.set(objectKey(s), s);
         if (this.relevant(s)) this.queue.add(objectKey(s));
       },
     });
@@ -174,6 +179,7 @@ export class LoadBalancerController {
     const stop = (): void => this.queue.shutDown();
     signal.addEventListener('abort', stop, { once: true });
     await this.queue.run(this.options.workers ?? DEFAULT_WORKERS, (key, s) => this.reconcileKey(key, s), signal);
+    for (const provider of providers.values()) provider.stop?.();
   }
 
   /** Returns whether the eligible set changed. */
@@ -251,6 +257,12 @@ export class LoadBalancerController {
   private async reconcile(key: string, log: Logger, signal: AbortSignal): Promise<QueueOutcome> {
     const service = this.options.services.get(key);
     if (!service) return this.reconcileGone(key, log);
+    const tombstone = this.tombstones.get(key);
+    if (tombstone && tombstone.metadata?.uid !== service.metadata?.uid) {
+      // Deleted behind our back and recreated under the same name: the old balancer goes first.
+      const cleaned = await this.reconcileGone(key, log);
+      if (cleaned.kind !== 'done') return cleaned;
+    }
     this.tombstones.delete(key);
     const staleMs = this.expectations.staleFor(key);
     // The cache has not caught up with our own write: its arrival resumes us (or the timeout does).
@@ -260,7 +272,10 @@ export class LoadBalancerController {
     const known = this.synced.get(key);
     if (known && known.uid !== service.metadata?.uid) {
       const oldProvider = this.provider(known.provider);
-      if (oldProvider) await this.call(oldProvider, 'ensureDeleted', () => oldProvider.ensureDeleted(known.service));
+      if (oldProvider) {
+        const failure = await this.deleteOld(service, oldProvider, known.service);
+        if (failure) return failure;
+      }
       this.forget(key);
       log.info({ oldUid: known.uid }, 'Service was recreated; deleted the old balancer');
     }
@@ -300,15 +315,34 @@ export class LoadBalancerController {
   /** The Service is gone from the cache. Only a forced finalizer removal leaves work here. */
   private async reconcileGone(key: string, log: Logger): Promise<QueueOutcome> {
     const last = this.tombstones.get(key) ?? this.synced.get(key)?.service;
-    const providerClass = this.synced.get(key)?.provider ?? (last?.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION] as ProviderClass | undefined);
+    const recorded = last?.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION];
+    const providerClass = this.synced.get(key)?.provider ?? (isProviderClass(recorded) ? recorded : undefined);
     const provider = providerClass ? this.provider(providerClass) : undefined;
     if (last && provider) {
-      await this.call(provider, 'ensureDeleted', () => provider.ensureDeleted(last));
+      try {
+        await this.call(provider, 'ensureDeleted', () => provider.ensureDeleted(last));
+      } catch (error) {
+        const providerError = asProviderError(error);
+        log.warn({ err: providerError }, 'could not delete the balancer of a vanished Service; retrying');
+        return this.providerErrorOutcome(providerError);
+      }
       log.info('Service vanished without our cleanup; deleted its balancer');
     }
     this.tombstones.delete(key);
     this.forget(key);
     return done();
+  }
+
+  /** Deletes a balancer that belongs to an older incarnation or provider; failures are reported on the Service. */
+  private async deleteOld(service: V1Service, provider: LoadBalancerProvider, old: V1Service): Promise<QueueOutcome | undefined> {
+    try {
+      await this.call(provider, 'ensureDeleted', () => provider.ensureDeleted(old));
+      return undefined;
+    } catch (error) {
+      const providerError = asProviderError(error);
+      this.event(service, 'Warning', 'SyncLoadBalancerFailed', `Error deleting the previous load balancer: ${providerError.message}`);
+      return this.providerErrorOutcome(providerError);
+    }
   }
 
   private async cleanup(service: V1Service, providerClass: ProviderClass, deleting: boolean, why: string, log: Logger, signal: AbortSignal): Promise<QueueOutcome> {
@@ -350,7 +384,8 @@ export class LoadBalancerController {
     if (previous) {
       const old = this.provider(previous);
       if (!old) return terminal(new Error(`provider ${previous} that provisioned this Service is not enabled`));
-      await this.call(old, 'ensureDeleted', () => old.ensureDeleted(service));
+      const failure = await this.deleteOld(service, old, service);
+      if (failure) return failure;
       log.info({ previous, next: providerClass }, 'moved to another provider; deleted the old balancer');
     }
 
@@ -380,7 +415,7 @@ export class LoadBalancerController {
         try {
           await this.call(provider, 'updateNodes', () => provider.updateNodes(current, nodes));
         } catch (error) {
-          return this.failed(current, asProviderError(error), signal);
+          return this.failed(current, provider, asProviderError(error), signal);
         }
         this.remember(key, { ...known, nodeKey, service: current });
         log.info({ nodes: nodes.length }, 'updated load balancer backends');
@@ -395,7 +430,7 @@ export class LoadBalancerController {
     try {
       status = await this.call(provider, 'ensure', () => provider.ensure(current, nodes));
     } catch (error) {
-      return await this.failed(current, asProviderError(error), signal);
+      return await this.failed(current, provider, asProviderError(error), signal);
     } finally {
       cancelAnnouncement();
     }
@@ -413,12 +448,24 @@ export class LoadBalancerController {
     return Math.max(1_000, baseMs + (random() * 2 - 1) * RESYNC_JITTER * period);
   }
 
-  private async failed(service: V1Service, error: ReturnType<typeof asProviderError>, signal: AbortSignal): Promise<QueueOutcome> {
+  private async failed(service: V1Service, provider: LoadBalancerProvider, error: ReturnType<typeof asProviderError>, signal: AbortSignal): Promise<QueueOutcome> {
     const reason = error.reason === 'AllocationFailed' ? 'AllocationFailed' : 'SyncLoadBalancerFailed';
-    const { wrote } = await this.writeStatus(service, { kind: 'failed', error }, signal);
+    // If the provider cannot say, keep the ingress: clearing a working address on a hiccup is worse.
+    const exists = await provider.get(service).then((r) => r.exists, () => true);
+    const { wrote } = await this.writeStatus(service, { kind: 'failed', error, exists }, signal);
     // Retries repeat the Event (aggregated into a count); a terminal failure warns once per change.
     if (wrote || error.retryable) this.event(service, 'Warning', reason, error.field ? `${error.field}: ${error.message}` : error.message);
-    this.synced.delete(objectKey(service));
+    // Keep who provisioned it (for cleanup) but force a full ensure next time.
+    const key = objectKey(service);
+    const known = this.synced.get(key);
+    this.remember(key, {
+      uid: service.metadata?.uid ?? '',
+      provider: provider.providerClass,
+      specKey: '',
+      nodeKey: known?.nodeKey ?? '',
+      ensuredAt: known?.ensuredAt ?? 0,
+      service,
+    });
     return this.providerErrorOutcome(error);
   }
 

@@ -91,7 +91,8 @@ export function plan(input: PlanInput): Plan {
 /** What a reconcile ended with, for the status it leaves behind. */
 export type Outcome =
   | { kind: 'ensured'; status: LoadBalancerStatus }
-  | { kind: 'failed'; error: ProviderError }
+  /** `exists`: the provider still has a balancer for it, so the ingress in status stays true. */
+  | { kind: 'failed'; error: ProviderError; exists: boolean }
   | { kind: 'rejected'; problems: SpecProblem[] }
   | { kind: 'unavailable'; wanted: ProviderClass }
   | { kind: 'cleaned' };
@@ -117,6 +118,8 @@ export function desiredStatus(service: V1Service, outcome: Outcome, now: Date): 
       ready = { type: READY_CONDITION, status: 'True', reason: 'Provisioned', message: `load balancer ready: ${describeIngress(ingress)}` };
       break;
     case 'failed': {
+      // An address the provider no longer holds for this Service must not stay in its status.
+      if (!outcome.exists) ingress = [];
       const reason: ConditionReason = outcome.error.reason === 'AllocationFailed' ? 'AllocationFailed' : outcome.error.reason === 'InvalidSpec' ? 'InvalidSpec' : 'ProviderError';
       const field = outcome.error.field ? `${outcome.error.field}: ` : '';
       ready = { type: READY_CONDITION, status: 'False', reason, message: `${field}${outcome.error.message}` };
@@ -188,6 +191,21 @@ export function eligibleNodes(nodes: readonly V1Node[]): V1Node[] {
 export function nodeSetKey(nodes: readonly V1Node[]): string {
   const parts = nodes.map((n) => `${n.metadata?.name ?? ''}=${(n.status?.addresses ?? []).map((a) => `${a.type}:${a.address}`).join(',')}`);
   return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 16);
+}
+
+/**
+ * Whether two versions of a Service differ in what a provider reads (spec via generation,
+ * labels, annotations other than ours). Cheaper than comparing fingerprints, for every event.
+ */
+export function sameInputs(a: V1Service, b: V1Service): boolean {
+  const userAnnotations = (s: V1Service): string =>
+    JSON.stringify(Object.entries(s.metadata?.annotations ?? {}).filter(([key]) => key !== PROVISIONED_BY_ANNOTATION));
+  return (
+    a.metadata?.generation === b.metadata?.generation &&
+    a.spec?.type === b.spec?.type &&
+    JSON.stringify(a.metadata?.labels ?? {}) === JSON.stringify(b.metadata?.labels ?? {}) &&
+    userAnnotations(a) === userAnnotations(b)
+  );
 }
 
 /** A fingerprint of everything in a Service a provider reads: spec, labels and annotations. */

@@ -787,3 +787,39 @@ describe('stats and poolOf', () => {
     expect(allocator.poolOf(ip)).toBe(expected);
   });
 });
+
+describe('assign is transactional', () => {
+  it('a Service whose new request fails keeps its old address, which is not handed to anyone else', () => {
+    const a = new Allocator();
+    a.setPools([parsed('p', withAddresses('203.0.113.10-203.0.113.12'))]);
+    expect(a.assign(req('ns/a'))).toMatchObject({ ok: true, ips: ['203.0.113.10'] });
+    expect(a.assign(req('ns/b'))).toMatchObject({ ok: true, ips: ['203.0.113.11'] });
+    // a now asks for b's address: refused, and a still holds .10.
+    expect(a.assign(req('ns/a', withIPs('203.0.113.11')))).toMatchObject({ ok: false, reason: 'AddressInUse' });
+    expect(a.assignmentOf('ns/a')?.ips).toEqual(['203.0.113.10']);
+    expect(a.assign(req('ns/c'))).toMatchObject({ ok: true, ips: ['203.0.113.12'] });
+  });
+
+  it('releases the old address when it is no longer valid for the Service either', () => {
+    const a = new Allocator();
+    a.setPools([parsed('p', withAddresses('203.0.113.10/31'))]);
+    a.assign(req('ns/a'));
+    a.setPools([parsed('q', withAddresses('198.51.100.0/31'), withNamespaces('other'))]);
+    expect(a.assign(req('ns/a')).ok).toBe(false);
+    expect(a.assignmentOf('ns/a')).toBeUndefined();
+  });
+});
+
+describe('frozen pools', () => {
+  it('keep what they gave out and give out nothing new', () => {
+    const a = new Allocator();
+    const p = parsed('p', withAddresses('203.0.113.10/31'));
+    a.setPools([p]);
+    a.assign(req('ns/a'));
+    expect(a.setPools([p], new Map([['p', 'its spec is invalid']]))).toEqual([]);
+    expect(a.assignmentOf('ns/a')?.ips).toEqual(['203.0.113.10']);
+    const refused = a.assign(req('ns/b'));
+    expect(refused.ok).toBe(false);
+    expect(refused.ok ? '' : refused.message).toContain('its spec is invalid');
+  });
+});

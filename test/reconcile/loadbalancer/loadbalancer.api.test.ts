@@ -427,6 +427,51 @@ describe('address pool edits', () => {
     await deleteService('rehome');
   });
 
+  it('a Service whose new request cannot be met keeps its address, and nobody else gets it', async () => {
+    const name = `${ns.name}-tx`;
+    await applyManifest(client, pool(name, ['198.51.100.20/30'], [ns.name], { priority: 0 }));
+    pools.push(name);
+    const onPool = { 'portico.dev/address-pool': name };
+    await applyManifest(client, lbService('tx-a', { annotations: onPool }));
+    await applyManifest(client, lbService('tx-b', { annotations: onPool }));
+    const a = ingressIPs(await waitForIngress('tx-a'));
+    const b = ingressIPs(await waitForIngress('tx-b'));
+    await applyManifest(client, lbService('tx-a', { annotations: { ...onPool, 'portico.dev/load-balancer-ips': b[0] ?? '' } }));
+    await waitForCondition('tx-a', 'AllocationFailed');
+    expect(ingressIPs(await getService('tx-a'))).toEqual(a);
+    await applyManifest(client, lbService('tx-c', { annotations: onPool }));
+    expect(ingressIPs(await waitForIngress('tx-c'))).not.toEqual(a);
+    for (const n of ['tx-a', 'tx-b', 'tx-c']) await deleteService(n);
+  });
+
+  it('keeps assigned addresses when a pool edit has a typo, and says so on the pool', async () => {
+    const name = `${ns.name}-typo`;
+    await applyManifest(client, pool(name, ['198.51.100.32/30'], [ns.name], { priority: 0 }));
+    pools.push(name);
+    await applyManifest(client, lbService('typo', { annotations: { 'portico.dev/address-pool': name } }));
+    const before = ingressIPs(await waitForIngress('typo'));
+    await applyManifest(client, pool(name, ['198.51.100.32/30', '198.51.100.1/24'], [ns.name], { priority: 0 }));
+    const ready = await eventually(async () => {
+      const c = (await client.request<PoolStatus>('GET', poolPath(name))).status?.conditions?.find((x) => x.type === 'Ready');
+      return c?.reason === 'InvalidSpec' ? c : undefined;
+    }, 'the pool to report InvalidSpec');
+    expect(ready.message).toContain('spec.addresses[1]');
+    expect(ingressIPs(await getService('typo'))).toEqual(before);
+    expect((await eventsFor('typo')).map((e) => e.reason)).not.toContain('IPReleased');
+    await deleteService('typo');
+  });
+
+  it('gives an address as soon as the namespace is labelled into a selector-scoped pool', async () => {
+    const name = `${ns.name}-labelled`;
+    await applyManifest(client, { apiVersion: 'portico.dev/v1alpha1', kind: 'AddressPool', metadata: { name }, spec: { addresses: ['198.51.100.40/30'], allocation: { namespaceSelector: { matchLabels: { [`tenant-${ns.name}`]: 'yes' } } } } });
+    pools.push(name);
+    await applyManifest(client, lbService('needs-label', { annotations: { 'portico.dev/address-pool': name } }));
+    await waitForCondition('needs-label', 'AllocationFailed');
+    await client.request('PATCH', `/api/v1/namespaces/${ns.name}`, { body: { metadata: { labels: { [`tenant-${ns.name}`]: 'yes' } } }, patchType: 'merge' });
+    expect(ingressIPs(await waitForIngress('needs-label'))[0]).toMatch(/^198\.51\.100\.4[0-3]$/);
+    await deleteService('needs-label');
+  });
+
   it('marks both overlapping pools not Ready, and keeps existing assignments', async () => {
     const a = `${ns.name}-ov-a`;
     const b = `${ns.name}-ov-b`;

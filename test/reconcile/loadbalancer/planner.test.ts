@@ -8,6 +8,7 @@ import {
   EXCLUDE_LABEL,
   nodeSetKey,
   plan,
+  sameInputs,
   serviceSpecKey,
   statusChanged,
   type Plan,
@@ -101,16 +102,21 @@ describe('desiredStatus', () => {
 
   it('keeps the existing ingress and names the field when a provider fails', () => {
     const error = new ProviderError('pool exhausted', { retryable: false, reason: 'AllocationFailed', field: 'metadata.annotations[portico.dev/address-pool]' });
-    const status = desiredStatus(svc('a', withIngress('203.0.113.10')), { kind: 'failed', error }, now);
+    const status = desiredStatus(svc('a', withIngress('203.0.113.10')), { kind: 'failed', error, exists: true }, now);
     expect(status.loadBalancer).toEqual({ ingress: [{ ip: '203.0.113.10' }] });
     expect(status.conditions[0]).toMatchObject({ status: 'False', reason: 'AllocationFailed', message: 'metadata.annotations[portico.dev/address-pool]: pool exhausted' });
+  });
+
+  it('clears an ingress the provider no longer has a balancer for', () => {
+    const error = new ProviderError('pool deleted', { retryable: false, reason: 'AllocationFailed' });
+    expect(desiredStatus(svc('a', withIngress('203.0.113.10')), { kind: 'failed', error, exists: false }, now).loadBalancer).toEqual({});
   });
 
   it.each([
     ['ProviderError', new ProviderError('throttled', { retryable: true })],
     ['InvalidSpec', new ProviderError('bad', { retryable: false, reason: 'InvalidSpec' })],
   ] as const)('maps provider error to reason %s', (reason, error) => {
-    expect(desiredStatus(svc('a'), { kind: 'failed', error }, now).conditions[0]?.reason).toBe(reason);
+    expect(desiredStatus(svc('a'), { kind: 'failed', error, exists: false }, now).conditions[0]?.reason).toBe(reason);
   });
 
   it('says which provider is missing', () => {
@@ -136,7 +142,7 @@ describe('desiredStatus', () => {
     const service = svc('a', withCondition('True', 'Provisioned', '2026-01-01T00:00:00.000Z'));
     const status = desiredStatus(service, { kind: 'ensured', status: { ingress: [{ ip: '203.0.113.11' }] } }, now);
     expect(status.conditions[0]?.lastTransitionTime).toBe('2026-01-01T00:00:00.000Z');
-    const failed = desiredStatus(service, { kind: 'failed', error: new ProviderError('x', { retryable: true }) }, now);
+    const failed = desiredStatus(service, { kind: 'failed', error: new ProviderError('x', { retryable: true }), exists: true }, now);
     expect(failed.conditions[0]?.lastTransitionTime).toBe(now.toISOString());
   });
 
@@ -171,6 +177,17 @@ describe('eligibleNodes', () => {
     const b = node('b');
     expect(nodeSetKey(eligibleNodes([a, b]))).toBe(nodeSetKey(eligibleNodes([b, a])));
     expect(nodeSetKey(eligibleNodes([a, b]))).not.toBe(nodeSetKey(eligibleNodes([a, node('b', withAddress('192.0.2.9'))])));
+  });
+});
+
+describe('sameInputs', () => {
+  it('ignores our own annotation and status, not user changes', () => {
+    const base = svc('a', withClass(L2));
+    expect(sameInputs(base, svc('a', withClass(L2), provisionedWith(L2), withIngress('192.0.2.1')))).toBe(true);
+    expect(sameInputs(base, svc('a', withClass(L2), withAnnotation('portico.dev/address-pool', 'x')))).toBe(false);
+    const bumped = svc('a', withClass(L2));
+    bumped.metadata = { ...bumped.metadata, generation: 2 };
+    expect(sameInputs(base, bumped)).toBe(false);
   });
 });
 
