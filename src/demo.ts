@@ -108,10 +108,17 @@ export async function runDemo(args: string[]): Promise<void> {
     }, 'the AddressPool status');
     say('');
     say(`AddressPool default: ${String(pool?.status?.assignedIPv4 ?? 0)} IPv4 assigned, ${String(pool?.status?.availableIPv4 ?? 0)} available`);
-    const events = await client.request<{ items: { type: string; reason: string; message: string; involvedObject: { name: string } }[] }>('GET', '/api/v1/namespaces/default/events');
+    // Events are written in the background: give them a moment.
+    type EventItem = { type: string; reason: string; message: string; involvedObject: { name: string } };
+    let events: EventItem[] = [];
+    await waitFor(async () => {
+      const list = await client.request<{ items: EventItem[] }>('GET', '/api/v1/namespaces/default/events');
+      events = list.items.filter((item) => item.involvedObject.name === 'nginx-lb');
+      return events.some((e) => e.reason === 'EnsuredLoadBalancer') && events.some((e) => e.reason === 'IPAllocated') ? true : undefined;
+    }, 'the Events of nginx-lb', 10_000).catch(() => undefined);
     say('');
     say('Events for nginx-lb:');
-    for (const e of events.items.filter((item) => item.involvedObject.name === 'nginx-lb')) say(`  ${e.type.padEnd(8)} ${e.reason.padEnd(20)} ${e.message}`);
+    for (const e of events) say(`  ${e.type.padEnd(8)} ${e.reason.padEnd(20)} ${e.message}`);
     say('');
     say(`Kubernetes ${controlPlane.version} is running with Portico. With kubectl installed, try:`);
     say(`  export KUBECONFIG=${controlPlane.kubeconfigPath}`);

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
-import { CoordinationV1Api, KubeConfig, type V1Node, type V1Service } from '@kubernetes/client-node';
+import { KubeConfig, type V1Node, type V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError, parseListenAddress, type ControllerConfig } from './config.js';
@@ -14,7 +14,7 @@ import { systemClock, type Clock } from './kube/clock.js';
 import { EventRecorder } from './kube/events.js';
 import { serve } from './kube/http-server.js';
 import { Informer, type KubeObject } from './kube/informer.js';
-import { kubeLeaseStore, leaderElectionHealthy, LeaderElector } from './kube/leader-election.js';
+import { leaderElectionHealthy, LeaderElector, restLeaseStore } from './kube/leader-election.js';
 import { createLogger } from './kube/logger.js';
 import { RestClient } from './kube/rest.js';
 import { createProviders, PROVIDER_FACTORIES, type ProviderFactory } from './providers/index.js';
@@ -136,7 +136,8 @@ export async function startController(config: ControllerConfig, signal: AbortSig
   let term: AbortController | undefined;
   let termDone: Promise<void> = Promise.resolve();
   const elector = new LeaderElector(
-    kubeLeaseStore(kc.makeApiClient(CoordinationV1Api)),
+    // Each Lease call is bounded well inside the renew deadline.
+    restLeaseStore(client, Math.max(1_000, Math.floor(config.renewDeadlineMs / 2))),
     {
       identity: config.identity,
       namespace: config.leaseNamespace,

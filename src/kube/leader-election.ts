@@ -1,6 +1,6 @@
-import { ApiException, V1Lease, V1LeaseSpec, V1MicroTime, V1ObjectMeta } from '@kubernetes/client-node';
-import type { CoordinationV1Api } from '@kubernetes/client-node';
+import { V1Lease, V1LeaseSpec, V1MicroTime, V1ObjectMeta } from '@kubernetes/client-node';
 import type { Clock } from './clock.js';
+import { isKubeError, type KubeClient } from './rest.js';
 
 /** client-go's leaderelection.JitterFactor: a candidate waits retryPeriod * (1 + random * 1.2). */
 export const JITTER_FACTOR = 1.2;
@@ -516,26 +516,29 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | 
   });
 }
 
-/** The CoordinationV1Api calls kubeLeaseStore makes. */
-export type LeaseApi = Pick<CoordinationV1Api, 'readNamespacedLease' | 'createNamespacedLease' | 'replaceNamespacedLease'>;
-
-/** LeaseStore over client-node: maps 404 to undefined and 409 to LeaseConflictError. */
-export function kubeLeaseStore(api: LeaseApi): LeaseStore {
+/**
+ * LeaseStore over Portico's REST client: 404 -> undefined, 409 -> LeaseConflictError, and every
+ * call bounded by `timeoutMs` so a hung API call can neither keep a standby from taking over
+ * nor delay a leader's step-down past its renew deadline.
+ */
+export function restLeaseStore(client: KubeClient, timeoutMs: number): LeaseStore {
+  const path = (namespace: string, name?: string): string =>
+    `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases${name === undefined ? '' : `/${name}`}`;
   return {
     async get(namespace, name) {
       try {
-        return withMicroTimes(await api.readNamespacedLease({ namespace, name }));
+        return withMicroTimes(await client.request<V1Lease>('GET', path(namespace, name), { timeoutMs }));
       } catch (err) {
-        if (statusCode(err) === 404) return undefined;
+        if (isKubeError(err, 404)) return undefined;
         throw err;
       }
     },
     async create(lease) {
       const { namespace, name } = leaseKey(lease);
       try {
-        return withMicroTimes(await api.createNamespacedLease({ namespace, body: withMicroTimes(lease) }));
+        return withMicroTimes(await client.request<V1Lease>('POST', path(namespace), { body: withMicroTimes(lease), timeoutMs }));
       } catch (err) {
-        if (statusCode(err) === 409) throw new LeaseConflictError(namespace, name, 'create', err);
+        if (isKubeError(err, 409)) throw new LeaseConflictError(namespace, name, 'create', err);
         throw err;
       }
     },
@@ -546,9 +549,9 @@ export function kubeLeaseStore(api: LeaseApi): LeaseStore {
         throw new Error(`lease ${namespace}/${name}: replace needs metadata.resourceVersion`);
       }
       try {
-        return withMicroTimes(await api.replaceNamespacedLease({ namespace, name, body: withMicroTimes(lease) }));
+        return withMicroTimes(await client.request<V1Lease>('PUT', path(namespace, name), { body: withMicroTimes(lease), timeoutMs }));
       } catch (err) {
-        if (statusCode(err) === 409) throw new LeaseConflictError(namespace, name, 'replace', err);
+        if (isKubeError(err, 409)) throw new LeaseConflictError(namespace, name, 'replace', err);
         throw err;
       }
     },
@@ -562,11 +565,6 @@ function leaseKey(lease: V1Lease): { namespace: string; name: string } {
   return { namespace, name };
 }
 
-function statusCode(err: unknown): number | undefined {
-  if (err instanceof ApiException) return err.code;
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
 
 /**
  * client-node 1.4 types MicroTime fields as V1MicroTime but leaves them as strings when reading,

@@ -1,4 +1,4 @@
-import { ApiException, V1Lease, V1LeaseSpec, V1MicroTime, V1ObjectMeta } from '@kubernetes/client-node';
+import { V1Lease, V1LeaseSpec, V1MicroTime, V1ObjectMeta } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/kube/clock.js';
@@ -11,7 +11,7 @@ import {
   LeaderElector,
   LeaseConflictError,
   jitter,
-  kubeLeaseStore,
+  restLeaseStore,
   leaderElectionHealthy,
   resolveLeaderElectionOptions,
 } from '../../src/kube/leader-election.js';
@@ -19,9 +19,9 @@ import type {
   ElectionOutcome,
   LeaderElectionLogger,
   LeaderElectionOptions,
-  LeaseApi,
   LeaseStore,
 } from '../../src/kube/leader-election.js';
+import { KubeApiError, type KubeClient, type RequestParams } from '../../src/kube/rest.js';
 import { FakeClock, flushMicrotasks } from '../fakes/clock.js';
 import { FakeApiError, FakeLeaseStore } from '../fakes/lease-store.js';
 
@@ -747,38 +747,28 @@ describe('jitter', () => {
   });
 });
 
-describe('kubeLeaseStore', () => {
+describe('restLeaseStore', () => {
   interface Sent {
-    op: string;
-    namespace: string;
-    name?: string;
+    method: string;
+    path: string;
     body?: V1Lease;
+    timeoutMs?: number;
   }
 
-  function apiReturning(respond: (op: string) => V1Lease | Error): { api: LeaseApi; sent: Sent[] } {
+  function clientReturning(respond: (method: string) => unknown): { client: KubeClient; sent: Sent[] } {
     const sent: Sent[] = [];
-    const reply = (op: string): Promise<V1Lease> => {
-      const r = respond(op);
-      return r instanceof Error ? Promise.reject(r) : Promise.resolve(r);
+    const client: KubeClient = {
+      request: <T>(method: string, path: string, params: RequestParams = {}): Promise<T> => {
+        sent.push({ method, path, body: params.body as V1Lease | undefined, timeoutMs: params.timeoutMs });
+        const r = respond(method);
+        return r instanceof Error ? Promise.reject(r) : Promise.resolve(JSON.parse(JSON.stringify(r)) as T);
+      },
+      watch: () => Promise.reject(new Error('no watch')),
     };
-    const api: LeaseApi = {
-      readNamespacedLease: ({ namespace, name }) => {
-        sent.push({ op: 'read', namespace, name });
-        return reply('read');
-      },
-      createNamespacedLease: ({ namespace, body }) => {
-        sent.push({ op: 'create', namespace, body });
-        return reply('create');
-      },
-      replaceNamespacedLease: ({ namespace, name, body }) => {
-        sent.push({ op: 'replace', namespace, name, body });
-        return reply('replace');
-      },
-    };
-    return { api, sent };
+    return { client, sent };
   }
 
-  const apiError = (code: number): ApiException<string> => new ApiException(code, `HTTP ${code}`, '', {});
+  const apiError = (code: number): KubeApiError => new KubeApiError(code, 'X', `HTTP ${String(code)}`);
   const lease = (resourceVersion?: string, spec: object = { holderIdentity: 'a' }): V1Lease =>
     Object.assign(new V1Lease(), {
       metadata: Object.assign(new V1ObjectMeta(), { namespace: NS, name: NAME, resourceVersion }),
@@ -786,38 +776,43 @@ describe('kubeLeaseStore', () => {
     });
 
   it('maps 404 on read to undefined and rethrows other errors', async () => {
-    await expect(kubeLeaseStore(apiReturning(() => apiError(404)).api).get(NS, NAME)).resolves.toBeUndefined();
-    await expect(kubeLeaseStore(apiReturning(() => apiError(403)).api).get(NS, NAME)).rejects.toMatchObject({
-      code: 403,
-    });
+    await expect(restLeaseStore(clientReturning(() => apiError(404)).client, 1_000).get(NS, NAME)).resolves.toBeUndefined();
+    await expect(restLeaseStore(clientReturning(() => apiError(403)).client, 1_000).get(NS, NAME)).rejects.toMatchObject({ status: 403 });
   });
 
   it('maps 409 on create and replace to LeaseConflictError', async () => {
-    const store = kubeLeaseStore(apiReturning(() => apiError(409)).api);
+    const store = restLeaseStore(clientReturning(() => apiError(409)).client, 1_000);
     await expect(store.create(lease())).rejects.toMatchObject({ name: 'LeaseConflictError', operation: 'create' });
     await expect(store.replace(lease('7'))).rejects.toBeInstanceOf(LeaseConflictError);
   });
 
   it('refuses to replace without a resourceVersion', async () => {
-    const { api, sent } = apiReturning(() => lease('8'));
-    await expect(kubeLeaseStore(api).replace(lease())).rejects.toThrow(/resourceVersion/);
+    const { client, sent } = clientReturning(() => lease('8'));
+    await expect(restLeaseStore(client, 1_000).replace(lease())).rejects.toThrow(/resourceVersion/);
     expect(sent).toEqual([]);
   });
 
-  it('sends MicroTime with microseconds and reads string times back as V1MicroTime', async () => {
-    // What client-node 1.4 actually hands back at runtime for a MicroTime field: a string.
-    const { api, sent } = apiReturning(() => lease('9', { renewTime: '2023-11-14T22:13:20.123456Z' }));
-    const store = kubeLeaseStore(api);
+  it('bounds every call with the timeout and uses the Lease paths', async () => {
+    const { client, sent } = clientReturning(() => lease('9'));
+    const store = restLeaseStore(client, 2_500);
+    await store.get(NS, NAME);
+    await store.create(lease());
+    await store.replace(lease('8'));
+    expect(sent.map((s) => [s.method, s.path, s.timeoutMs])).toEqual([
+      ['GET', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${NAME}`, 2_500],
+      ['POST', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases`, 2_500],
+      ['PUT', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${NAME}`, 2_500],
+    ]);
+  });
 
+  it('sends MicroTime with microseconds and reads string times back as V1MicroTime', async () => {
+    const { client, sent } = clientReturning(() => lease('9', { renewTime: '2023-11-14T22:13:20.123456Z' }));
+    const store = restLeaseStore(client, 1_000);
     // A plain Date would go out with milliseconds only, which the API server rejects for MicroTime.
     const written = await store.replace(lease('8', { renewTime: new Date(1_700_000_000_123) }));
-
-    expect(sent[0]).toMatchObject({ op: 'replace', namespace: NS, name: NAME });
     expect(JSON.stringify(sent[0]?.body?.spec?.renewTime)).toBe('"2023-11-14T22:13:20.123000Z"');
     expect(written.spec?.renewTime).toBeInstanceOf(V1MicroTime);
     expect(written.spec?.renewTime?.getTime()).toBe(Date.parse('2023-11-14T22:13:20.123Z'));
-    const read = await store.get(NS, NAME);
-    expect(read?.spec?.renewTime).toBeInstanceOf(V1MicroTime);
   });
 });
 

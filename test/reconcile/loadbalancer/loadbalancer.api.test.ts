@@ -74,6 +74,11 @@ async function deleteService(name: string, namespace = ns.name): Promise<void> {
   });
 }
 
+/** Waits until `name` has an Event of this type and reason (Events are written asynchronously). */
+async function waitForEvent(name: string, type: string, reason: string): Promise<void> {
+  await eventually(async () => ((await eventsFor(name)).some((e) => e.type === type && e.reason === reason) ? true : undefined), `${type} ${reason} on ${name}`);
+}
+
 async function eventsFor(name: string): Promise<{ reason: string; message: string; type: string }[]> {
   const list = await client.request<{ items: { reason: string; message: string; type: string; involvedObject: { name: string } }[] }>('GET', `/api/v1/namespaces/${ns.name}/events`);
   return list.items.filter((e) => e.involvedObject.name === name);
@@ -185,7 +190,7 @@ describe('bare-metal provider', () => {
     await applyManifest(client, lbService('wants-taken', { annotations: { 'portico.dev/load-balancer-ips': ingressIPs(holder)[0] ?? '' } }));
     const condition = await waitForCondition('wants-taken', 'AllocationFailed');
     expect(condition.message).toContain(ingressIPs(holder)[0]);
-    expect((await eventsFor('wants-taken')).some((e) => e.type === 'Warning' && e.reason === 'AllocationFailed')).toBe(true);
+    await waitForEvent('wants-taken', 'Warning', 'AllocationFailed');
     await deleteService('wants-taken');
   });
 
@@ -214,7 +219,7 @@ describe('bare-metal provider', () => {
     await applyManifest(client, lbService('malformed', { annotations: { 'portico.dev/load-balancer-ips': '192.0.2.999, ::zz' } }));
     const condition = await waitForCondition('malformed', 'InvalidSpec');
     expect(condition.message).toContain('metadata.annotations[portico.dev/load-balancer-ips]');
-    expect((await eventsFor('malformed')).some((e) => e.type === 'Warning' && e.reason === 'SyncLoadBalancerFailed')).toBe(true);
+    await waitForEvent('malformed', 'Warning', 'SyncLoadBalancerFailed');
     await applyManifest(client, lbService('after-malformed'));
     await waitForIngress('after-malformed');
     // Fixing the annotation is picked up without a restart.
@@ -288,7 +293,7 @@ describe('provider errors', () => {
     const service = await waitForIngress('flaky');
     expect(ingressIPs(service)).toEqual(['flaky.lb.example.test']);
     expect(flaky.callsFor(`${ns.name}/flaky`, 'ensure').length).toBe(4);
-    expect((await eventsFor('flaky')).filter((e) => e.reason === 'SyncLoadBalancerFailed').length).toBeGreaterThan(0);
+    await waitForEvent('flaky', 'Warning', 'SyncLoadBalancerFailed');
 
     await applyManifest(client, lbService('sctp', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' }, ports: [{ port: 5000, protocol: 'SCTP' }] }));
     const condition = await waitForCondition('sctp', 'InvalidSpec');
