@@ -44,8 +44,21 @@ export interface StartOptions {
   apiserverArgs?: string[];
 }
 
-/** Runs the build script (a no-op when cached) and returns the directory with the binaries. */
-export async function ensureControlPlaneBinaries(log: (line: string) => void = defaultLog): Promise<string> {
+let binaries: Promise<string> | undefined;
+
+/**
+ * Runs the build script (a no-op when cached) and returns the directory with the binaries.
+ * Once per process: later control planes reuse the answer instead of asking the module proxy again.
+ */
+export function ensureControlPlaneBinaries(log: (line: string) => void = defaultLog): Promise<string> {
+  binaries ??= buildControlPlaneBinaries(log).catch((error: unknown) => {
+    binaries = undefined;
+    throw error;
+  });
+  return binaries;
+}
+
+async function buildControlPlaneBinaries(log: (line: string) => void): Promise<string> {
   const script = join(repoRoot, 'hack', 'build-control-plane.sh');
   const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

@@ -79,12 +79,15 @@ export async function patchStatus<T extends ObjectWithMeta & { status?: Record<s
     object,
     (o) => {
       const want = desired(o);
-      const have = o.status ?? {};
-      const changed = Object.entries(want).some(([key, value]) => !equivalent(have[key], value));
-      return changed ? { status: want } : undefined;
+      return statusDiffers(o.status, want) ? { status: want } : undefined;
     },
     { subresource: 'status', signal },
   );
+}
+
+/** Whether writing the status fields `want` would change what `have` stores. */
+export function statusDiffers(have: Record<string, unknown> | undefined, want: Record<string, unknown>): boolean {
+  return Object.entries(want).some(([key, value]) => !equivalent(have?.[key], value));
 }
 
 /**

@@ -17,6 +17,7 @@ import { patchStatus } from '../../kube/patch.js';
 import type { KubeClient } from '../../kube/rest.js';
 import { ProviderError, type LoadBalancerProvider, type LoadBalancerStatus, type SpecProblem } from '../provider.js';
 import { Allocator, type AllocationRequest } from './allocator.js';
+import { tryParseIP } from './ip.js';
 import { findOverlaps, isParsedPool, parsePool, type ParsedPool } from './pool.js';
 import { allocationRequestFromService } from './service-request.js';
 
@@ -44,7 +45,7 @@ function creationTime(service: V1Service): number {
 
 /** A request that only holds on to `ips` for a Service whose annotations do not parse right now. */
 function frozenRequest(service: V1Service, ips: readonly string[], namespaceLabels: Record<string, string>): AllocationRequest {
-  const families = ips.map((ip): 'IPv4' | 'IPv6' => (ip.includes(':') ? 'IPv6' : 'IPv4'));
+  const families = ips.map((ip) => tryParseIP(ip)?.family ?? 'IPv4');
   return {
     key: objectKey(service),
     namespace: service.metadata?.namespace ?? '',
@@ -77,8 +78,8 @@ export class L2Provider implements LoadBalancerProvider {
       if (this.started) this.poolsChanged();
     };
     deps.pools.on({ onAdd: onPools, onUpdate: (old, pool) => {
-      // Our own status writes bump resourceVersion; only spec changes matter here.
-      if (JSON.stringify(old.spec) !== JSON.stringify(pool.spec) || old.metadata.generation !== pool.metadata.generation) onPools();
+      // Only spec edits bump a CRD's generation; our own status writes do not.
+      if (old.metadata.generation !== pool.metadata.generation) onPools();
     }, onDelete: onPools });
     // Pools may select namespaces by label: a relabelled namespace can gain or lose access.
     deps.namespaces.on({

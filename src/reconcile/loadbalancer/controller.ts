@@ -25,8 +25,10 @@ import {
   nodeSetKey,
   plan,
   PROVISIONED_BY_ANNOTATION,
+  provisionedBy,
   sameInputs,
   serviceSpecKey,
+  statusPatch,
   wantedClass,
   type Outcome,
 } from './planner.js';
@@ -171,7 +173,7 @@ export class LoadBalancerController {
     this.refreshEligibleNodes();
     // Providers rebuild their state from what they provisioned before any reconcile runs.
     for (const provider of providers.values()) {
-      const mine = services.list().filter((s) => hasFinalizer(s) && s.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION] === provider.providerClass);
+      const mine = services.list().filter((s) => provisionedBy(s) === provider.providerClass);
       await provider.start?.(mine, signal);
     }
     for (const service of services.list()) if (this.relevant(service)) this.queue.add(objectKey(service));
@@ -488,14 +490,7 @@ export class LoadBalancerController {
       this.options.client,
       servicePath(service),
       service as V1Service & { status?: Record<string, unknown> },
-      (s) => {
-        const desired = desiredStatus(s, outcome, now);
-        // A merge patch clears a field only with an explicit null.
-        return {
-          loadBalancer: 'ingress' in desired.loadBalancer ? desired.loadBalancer : { ingress: null },
-          conditions: desired.conditions.length > 0 ? desired.conditions : null,
-        };
-      },
+      (s) => statusPatch(desiredStatus(s, outcome, now)),
       signal,
     );
     if (result.wrote) this.expect(result.object);

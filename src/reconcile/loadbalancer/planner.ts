@@ -6,7 +6,6 @@ import { createHash } from 'node:crypto';
 import type { V1Node, V1Service } from '@kubernetes/client-node';
 import type { Condition } from '../../api/types.js';
 import { isProviderClass, type LoadBalancerStatus, type ProviderClass, type ProviderError, type SpecProblem } from '../../providers/provider.js';
-import { equivalent } from '../../kube/patch.js';
 
 export const FINALIZER = 'portico.dev/load-balancer';
 /** Which provider provisioned the balancer, so it is cleaned up even after the class is gone. */
@@ -155,9 +154,12 @@ export function sanitizeIngress(ingress: LoadBalancerStatus['ingress'][number]):
   return rest;
 }
 
-export function statusChanged(service: V1Service, desired: DesiredStatus): boolean {
-  const have = service.status ?? {};
-  return !equivalent(have.loadBalancer, desired.loadBalancer) || !equivalent(have.conditions, desired.conditions);
+/** The status fields to merge-patch for `desired` (a merge patch clears a field only with null). */
+export function statusPatch(desired: DesiredStatus): Record<string, unknown> {
+  return {
+    loadBalancer: 'ingress' in desired.loadBalancer ? desired.loadBalancer : { ingress: null },
+    conditions: desired.conditions.length > 0 ? desired.conditions : null,
+  };
 }
 
 export function describeProblems(problems: readonly SpecProblem[]): string {

@@ -312,9 +312,19 @@ describe('provider errors', () => {
     const key = `${ns.name}/phoenix`;
     await applyManifest(client, lbService('phoenix', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
     const first = await waitForIngress('phoenix');
-    // Someone strips our finalizer and deletes the Service, then it is created again at once.
-    await client.request('PATCH', `/api/v1/namespaces/${ns.name}/services/phoenix`, { body: { metadata: { finalizers: null } }, patchType: 'merge' });
+    // Someone deletes the Service and forces our finalizer off, then creates it again at once.
     await deleteService('phoenix');
+    await client.request('PATCH', `/api/v1/namespaces/${ns.name}/services/phoenix`, { body: { metadata: { finalizers: null } }, patchType: 'merge' }).catch((error: unknown) => {
+      if (!isKubeError(error, 404)) throw error;
+    });
+    await eventually(async () => {
+      try {
+        await getService('phoenix');
+        return undefined;
+      } catch (error) {
+        return isKubeError(error, 404) ? true : undefined;
+      }
+    }, 'the old phoenix to be gone');
     await applyManifest(client, lbService('phoenix', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
     const second = await eventually(async () => {
       const s = await getService('phoenix');

@@ -1,5 +1,6 @@
 import type { V1Service } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
+import { statusDiffers } from '../../../src/kube/patch.js';
 import { ProviderError, type ProviderClass, type SpecProblem } from '../../../src/providers/provider.js';
 import {
   AUTOSCALER_DELETE_TAINT,
@@ -10,7 +11,7 @@ import {
   plan,
   sameInputs,
   serviceSpecKey,
-  statusChanged,
+  statusPatch,
   type Plan,
 } from '../../../src/reconcile/loadbalancer/planner.js';
 import {
@@ -154,8 +155,11 @@ describe('desiredStatus', () => {
       loadBalancer: { ingress: [{ ports: [{ protocol: 'TCP', port: 80 }], ipMode: 'VIP', ip: '203.0.113.10' }] },
       conditions: desired.conditions.map((c) => ({ ...c, lastTransitionTime: new Date(c.lastTransitionTime) })),
     };
-    expect(statusChanged(service, desiredStatus(service, { kind: 'ensured', status: { ingress: [{ ip: '203.0.113.10', ipMode: 'VIP', ports: [{ port: 80, protocol: 'TCP' }] }] } }, new Date(now.getTime() + 60_000)))).toBe(false);
-    expect(statusChanged(service, desiredStatus(service, { kind: 'ensured', status: { ingress: [{ ip: '203.0.113.12', ipMode: 'VIP' }] } }, now))).toBe(true);
+    // Exactly what the controller compares before writing (statusPatch + patchStatus's check).
+    const changed = (outcome: Parameters<typeof desiredStatus>[1], at: Date): boolean =>
+      statusDiffers(service.status as Record<string, unknown>, statusPatch(desiredStatus(service, outcome, at)));
+    expect(changed({ kind: 'ensured', status: { ingress: [{ ip: '203.0.113.10', ipMode: 'VIP', ports: [{ port: 80, protocol: 'TCP' }] }] } }, new Date(now.getTime() + 60_000))).toBe(false);
+    expect(changed({ kind: 'ensured', status: { ingress: [{ ip: '203.0.113.12', ipMode: 'VIP' }] } }, now)).toBe(true);
   });
 });
 
