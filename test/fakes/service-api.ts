@@ -6,12 +6,13 @@ import type { FakeCache } from './cache.js';
 /** RFC 7386 JSON merge patch. */
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
-  const result: Record<string, unknown> = target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  const base = target && typeof target === 'object' && !Array.isArray(target) ? (target as Record<string, unknown>) : {};
+  const entries = new Map(Object.entries(base));
   for (const [key, value] of Object.entries(patch)) {
-    if (value === null) delete result[key];
-    else result[key] = mergePatch(result[key], value);
+    if (value === null) entries.delete(key);
+    else entries.set(key, mergePatch(entries.get(key), value));
   }
-  return result;
+  return Object.fromEntries(entries);
 }
 
 /**
