@@ -3,7 +3,7 @@
  * and does the work, the old leader is resumed with work queued — and the API server's audit
  * log shows not one write from it after it resumed. Its own control plane, for the audit log.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,10 +13,9 @@ import { startControlPlane, type ControlPlane } from '../../hack/control-plane.j
 import { renderCrdFiles } from '../../src/api/render.js';
 import { applyManifest, applyYaml, type Manifest } from '../../src/kube/apply.js';
 import type { RestClient } from '../../src/kube/rest.js';
-import { packageRoot } from '../../src/paths.js';
+import { spawnControllerProcess } from '../support/controller.js';
 import { eventually, testClient } from '../support/kube.js';
 
-const root = packageRoot(import.meta.url);
 const NAMESPACE = 'deposed';
 const LEASE = 'portico-controller';
 
@@ -34,27 +33,21 @@ let client: RestClient;
 const children: ChildProcess[] = [];
 
 function startController(identity: string): ChildProcess {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(root, 'src', 'cli.ts'),
-      'controller',
-      `--kubeconfig=${plane.kubeconfigPath}`,
-      '--default-class=portico.dev/l2',
-      '--leader-elect',
-      `--leader-elect-namespace=${NAMESPACE}`,
-      `--leader-elect-identity=${identity}`,
-      '--leader-elect-lease-duration=4s',
-      '--leader-elect-renew-deadline=3s',
-      '--leader-elect-retry-period=500ms',
-      '--metrics-addr=0',
-      '--health-addr=0',
-      '--log-level=warn',
-    ],
-    { cwd: root, stdio: ['ignore', 'ignore', 'ignore'] },
-  );
+  const child = spawnControllerProcess(plane.kubeconfigPath, [
+    '--default-class=portico.dev/l2',
+    '--leader-elect',
+    `--leader-elect-namespace=${NAMESPACE}`,
+    `--leader-elect-identity=${identity}`,
+    '--leader-elect-lease-duration=4s',
+    '--leader-elect-renew-deadline=3s',
+    '--leader-elect-retry-period=500ms',
+    '--metrics-addr=0',
+    '--health-addr=0',
+    '--log-level=warn',
+  ]);
+  // Unread output must not fill the pipe and stall it.
+  child.stdout?.resume();
+  child.stderr?.resume();
   children.push(child);
   return child;
 }

@@ -9,18 +9,12 @@ import {
   JITTER_FACTOR,
   LeaderElectionConfigError,
   LeaderElector,
-  LeaseConflictError,
   jitter,
-  restLeaseStore,
   leaderElectionHealthy,
   resolveLeaderElectionOptions,
-} from '../../src/kube/leader-election.js';
-import type {
-  ElectionOutcome,
-  LeaderElectionLogger,
-  LeaderElectionOptions,
-  LeaseStore,
-} from '../../src/kube/leader-election.js';
+} from '../../src/kube/leader-election/elector.js';
+import type { ElectionOutcome, LeaderElectionLogger, LeaderElectionOptions } from '../../src/kube/leader-election/elector.js';
+import { LeaseConflictError, restLeaseStore, type LeaseStore } from '../../src/kube/leader-election/lease-store.js';
 import { KubeApiError, type KubeClient, type RequestParams } from '../../src/kube/rest.js';
 import { FakeClock, flushMicrotasks } from '../fakes/clock.js';
 import { FakeApiError, FakeLeaseStore } from '../fakes/lease-store.js';

@@ -1,4 +1,5 @@
 /** Runs the real controller in-process against the test API server. */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { inject } from 'vitest';
 import { renderCrdFiles } from '../../src/api/render.js';
@@ -36,4 +37,10 @@ export async function installCrds(client: KubeClient): Promise<void> {
 
 export async function readExample(path: string): Promise<string> {
   return readFile(new URL(`../../examples/${path}`, import.meta.url), 'utf8');
+}
+
+/** `portico controller` as its own process, the way the Deployment runs it (stdout and stderr piped). */
+export function spawnControllerProcess(kubeconfig: string, flags: readonly string[]): ChildProcess {
+  const root = new URL('../../', import.meta.url).pathname;
+  return spawn(process.execPath, ['--import', 'tsx', `${root}src/cli.ts`, 'controller', `--kubeconfig=${kubeconfig}`, ...flags], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
 }
