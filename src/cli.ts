@@ -49,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'version':
+    case '--version':
       process.stdout.write('portico 0.1.0\n');
       return 0;
     case undefined:
