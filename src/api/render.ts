@@ -1,6 +1,9 @@
 import { stringify } from 'yaml';
 import { allCrds } from './crds.js';
 
+/** Where the generated CRDs go: the kustomize set, and the Helm chart (helm installs crds/ first, never templated). */
+export const CRD_DIRS = ['deploy/crds', 'deploy/helm/portico/crds'] as const;
+
 export const GENERATED_HEADER = '# Generated from src/api/crds.ts by `npm run generate`; do not edit.\n';
 
 /**
