@@ -142,4 +142,17 @@ describe('chart and kustomize set (deploy/)', () => {
     const deployment = (only(chart, 'Deployment') as Deployment);
     expect(deployment.spec.template.spec.serviceAccountName).toBe(account);
   });
+
+  it('run the controller the same way: image, flags, probes, ports, resources, security context', async () => {
+    type Pod = { securityContext: unknown; containers: Record<string, unknown>[] };
+    const kustomize = (parseManifests(await readFile(new URL('../../deploy/controller.yaml', import.meta.url), 'utf8')).find((m) => m.kind === 'Deployment') as Manifest & { spec: { replicas: number; template: { spec: Pod } } }).spec;
+    const chart = (only(render(), 'Deployment') as Manifest & { spec: { replicas: number; template: { spec: Pod } } }).spec;
+    expect(chart.replicas).toBe(kustomize.replicas);
+    expect(chart.template.spec.securityContext).toEqual(kustomize.template.spec.securityContext);
+    const [k, c] = [kustomize.template.spec.containers[0] ?? {}, chart.template.spec.containers[0] ?? {}];
+    for (const field of ['image', 'imagePullPolicy', 'ports', 'livenessProbe', 'readinessProbe', 'resources', 'securityContext', 'env']) expect(c[field], field).toEqual(k[field]);
+    // Every kustomize flag is in the chart's (the Lease namespace is the release namespace there).
+    const chartArgs = (c.args as string[]).map((a) => a.replace(`=${ns.name}`, '=portico-system'));
+    expect(chartArgs).toEqual(expect.arrayContaining(k.args as string[]));
+  });
 });
