@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what `npm run image` needs to assemble an OCI image without a container engine:
 # umoci (builds OCI layouts from a directory; no daemon, no registry) from Debian's packages,
-# plus apt-get/dpkg-deb (already on Debian) to fetch the runtime libraries. Idempotent.
+# plus apt-get/dpkg-deb (already on Debian) to fetch the runtime libraries; and skopeo, with
+# which the image test loads the archive into a container store exactly as `podman load` does.
+# Idempotent.
 # Exit 3 = cannot install here (not root, or no apt): callers skip with a loud message.
 set -euo pipefail
 say() { echo "[image-tools] $*" >&2; }
@@ -9,8 +11,8 @@ say() { echo "[image-tools] $*" >&2; }
 missing=()
 command -v umoci >/dev/null 2>&1 || missing+=(umoci)
 command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 if [ ${#missing[@]} -eq 0 ]; then
-  say "umoci $(umoci --version 2>/dev/null | awk '{print $NF}') present"
   exit 0
 fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
