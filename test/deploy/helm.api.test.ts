@@ -112,6 +112,12 @@ describe('the Helm chart', () => {
     expect(() => render('--set', 'leaderElection.enabled=false')).toThrow(/needs leaderElection.enabled/);
   });
 
+  it('refuses values its schema does not allow, naming them', () => {
+    expect(() => render('--set', 'logLevel=verbose')).toThrow(/logLevel/);
+    expect(() => render('--set', 'replicaCount=2')).toThrow(/replicaCount/);
+    expect(() => render('--set', 'leaderElection.leaseDuration=15')).toThrow(/leaseDuration/);
+  });
+
   it('refuses a default class that is not one of the providers', () => {
     expect(() => render('--set', 'defaultClass=portico.dev/aws-nlb')).toThrow(/defaultClass portico.dev\/aws-nlb must be one of providers/);
   });
