@@ -202,6 +202,21 @@ export interface ReleaseIo {
   logger?: Logger;
   /** Replaces or adds provider modules (tests). */
   providerModules?: readonly ProviderModule[];
+  /** How long providers' informers may take to list (default 30 s). */
+  syncTimeoutMs?: number;
+}
+
+/**
+ * The providers could not start (their informers never listed: typically the AddressPool CRD
+ * was deleted before the release). Their Services are skipped, or with --force released
+ * without calling them.
+ */
+export function withoutProviders(actions: readonly ReleaseAction[], why: string, force: boolean): ReleaseAction[] {
+  return actions.map((a) => {
+    if (!a.callProvider) return a;
+    if (force) return { ...a, callProvider: false };
+    return { ...a, callProvider: false, clearStatus: false, removeMarks: false, skip: `${a.providerClass ?? ''} could not start (${why}); --force drops the marks without it` };
+  });
 }
 
 export async function runRelease(argv: readonly string[], io: ReleaseIo): Promise<number> {
@@ -268,10 +283,19 @@ export async function runRelease(argv: readonly string[], io: ReleaseIo): Promis
   }
   try {
     informers.start(stop.signal);
-    if (!(await informers.waitForSync(stop.signal))) throw new Error('informers did not sync');
-    const held = services.filter((s) => portico(s) || hasPorticoStatus(s));
-    for (const provider of providers.values()) await provider.start?.(stop.signal, held);
-    const result = await executeRelease({ client, providers, events, logger, clock, out: (line) => io.stdout(`${line}\n`) }, actions, stop.signal);
+    const syncTimeoutMs = io.syncTimeoutMs ?? 30_000;
+    let planned = actions;
+    if (await informers.waitForSync(AbortSignal.any([stop.signal, AbortSignal.timeout(syncTimeoutMs)]))) {
+      const held = services.filter((s) => portico(s) || hasPorticoStatus(s));
+      for (const provider of providers.values()) await provider.start?.(stop.signal, held);
+    } else {
+      const why = `${informers.paths().join(', ')} did not list within ${String(Math.round(syncTimeoutMs / 1000))} s; is a CRD missing?`;
+      io.stdout(`providers ${[...providers.keys()].join(', ')} could not start: ${why}\n`);
+      for (const provider of providers.values()) provider.stop?.();
+      providers.clear();
+      planned = withoutProviders(actions, why, flags.force);
+    }
+    const result = await executeRelease({ client, providers, events, logger, clock, out: (line) => io.stdout(`${line}\n`) }, planned, stop.signal);
     io.stdout(`${result.released.length} released, ${result.skipped.length} skipped, ${result.failed.length} failed\n`);
     return result.skipped.length + result.failed.length > 0 ? 1 : 0;
   } finally {

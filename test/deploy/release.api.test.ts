@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runRelease } from '../../src/cmd/release.js';
 import { createLogger } from '../../src/kube/logger.js';
 import { isKubeError } from '../../src/kube/rest.js';
-import { ProviderError, type ProviderContext, type ReadonlyService } from '../../src/providers/provider.js';
+import { defineProvider, ProviderError, type ProviderContext, type ReadonlyService } from '../../src/providers/provider.js';
 import { FINALIZER, PROVISIONED_BY_ANNOTATION, READY_CONDITION } from '../../src/reconcile/loadbalancer/planner.js';
 import { fakeProviderModule, FlakyProvider, TEST_CLOUD } from '../fakes/flaky-provider.js';
 import { installCrds, startTestController, type TestController } from '../support/controller.js';
@@ -88,7 +88,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await controller?.stop();
-  for (const name of ['web', 'cloud', 'orphan', 'foreign']) {
+  for (const name of ['web', 'cloud', 'orphan', 'foreign', 'stuck']) {
     await client.request('PATCH', path(name), { body: { metadata: { finalizers: null } }, patchType: 'merge' }).catch(() => undefined);
   }
   await client.request('DELETE', `${POOLS}/${poolName}`).catch(() => undefined);
@@ -161,5 +161,46 @@ describe('portico release --all', () => {
     }
     const again = await release('--all', '--dry-run');
     expect(again.out).not.toContain(ns.name);
+  });
+});
+
+describe('portico release --all when a provider cannot start', () => {
+  // Its informer lists a resource that does not exist, as the bare-metal provider's does once
+  // the AddressPool CRD was deleted before the release.
+  const NO_CRD = 'portico.dev/test-nocrd';
+  const module = defineProvider({
+    providerClass: NO_CRD,
+    description: 'test fake needing a missing CRD',
+    flags: {},
+    parseSettings: () => ({ settings: {} }),
+    create: (deps) => {
+      deps.informers.informer('/apis/missing.example.com/v1/things');
+      return new FlakyProvider(NO_CRD, 0, () => new ProviderError('x', { retryable: true }));
+    },
+  });
+  const run = async (...args: string[]): Promise<Run> => {
+    let out = '';
+    let err = '';
+    const code = await runRelease([`--kubeconfig=${inject('kubeconfig')}`, `--providers=${NO_CRD}`, `--leader-elect-namespace=${ns.name}`, '--all', ...args], {
+      stdout: (t) => (out += t),
+      stderr: (t) => (err += t),
+      logger: createLogger('silent'),
+      providerModules: [module],
+      syncTimeoutMs: 1500,
+    });
+    return { code, out, err };
+  };
+
+  it('does not hang: skips its Services, and --force releases them without it', async () => {
+    await client.request('POST', `/api/v1/namespaces/${ns.name}/services`, { body: service('stuck', NO_CRD, { finalizers: [FINALIZER], annotations: { [PROVISIONED_BY_ANNOTATION]: NO_CRD } }) });
+    const first = await run();
+    expect(first.out).toContain(`providers ${NO_CRD} could not start: /apis/missing.example.com/v1/things did not list within 2 s`);
+    expect(first.out).toContain(`skipped ${ns.name}/stuck: ${NO_CRD} could not start`);
+    expect(first.code).toBe(1);
+    expect(marks(await get('stuck')).finalizer).toBe(true);
+    const forced = await run('--force');
+    expect(forced.out).toContain(`released ${ns.name}/stuck`);
+    expect(marks(await get('stuck')).finalizer).toBe(false);
+    await client.request('DELETE', path('stuck'));
   });
 });
