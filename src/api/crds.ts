@@ -155,6 +155,11 @@ const addressPoolSchema: Schema = {
         },
         autoAssign: { type: 'boolean', default: true, description: 'When false, only Services that name this pool or request one of its addresses get an address from it.' },
         avoidBuggyIPs: { type: 'boolean', default: false, description: 'Skip IPv4 addresses ending in .0 and .255, which some clients treat as broadcast.' },
+        allowSpecialAddresses: {
+          type: 'boolean',
+          default: false,
+          description: 'Also hand out special-purpose addresses (unspecified, loopback, link-local, multicast, broadcast) and the network/broadcast address of CIDR entries. The Service and Pod CIDRs and node addresses are never handed out.',
+        },
         allocation: {
           type: 'object',
           description: 'Which Services may get addresses from this pool, and in which order pools are tried.',
@@ -169,6 +174,7 @@ const addressPoolSchema: Schema = {
             },
             namespaceSelector: selectorSchema('Only Services in namespaces matching this selector may get addresses from this pool.'),
             serviceSelector: selectorSchema('Only Services matching this selector may get addresses from this pool.'),
+            crossNamespaceSharing: { type: 'boolean', default: false, description: 'Let Services in different namespaces share an address with the same portico.dev/allow-shared-ip key. Off: sharing keys are scoped to a namespace.' },
           },
         },
         l2: {
@@ -197,6 +203,7 @@ const addressPoolSchema: Schema = {
         availableIPv6: counter('IPv6 addresses of this pool still free, capped at 2^53-1 for very large pools.'),
         observedGeneration: counter('The metadata.generation the counters and conditions were computed from.'),
         conditions: conditionsSchema,
+        lastValidSpec: { type: 'string', maxLength: 65536, description: 'The last valid spec (JSON), kept while the current one is invalid so that a new leader takes no address away.' },
       },
     },
   },
