@@ -144,6 +144,11 @@ export class Allocator {
     return this.recheck();
   }
 
+  /** The older pools this pool overlaps (it is frozen while any exist). */
+  overlapsOf(poolName: string): readonly string[] {
+    return this.pools.get(poolName)?.overlapsWith ?? [];
+  }
+
   /** The reserved addresses inside a pool, for its status. */
   reservationsOf(poolName: string): readonly Reservation[] {
     return this.pools.get(poolName)?.reserved ?? [];
