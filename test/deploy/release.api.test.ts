@@ -73,8 +73,8 @@ beforeAll(async () => {
   await client.request('POST', POOLS, { body: { apiVersion: 'portico.dev/v1alpha1', kind: 'AddressPool', metadata: { name: poolName }, spec: { addresses: ['198.51.100.232/29'], allocation: { namespaces: [ns.name] } } } });
   const cloud = new FlakyProvider(TEST_CLOUD, 0, () => new ProviderError('x', { retryable: true }));
   controller = await startTestController([`--providers=${L2},${TEST_CLOUD}`], { providerModules: [fakeProviderModule(cloud)] });
-  for (const body of [service('web', L2), service('cloud', TEST_CLOUD), service('foreign', 'example.com/other')]) await client.request('POST', `/api/v1/namespaces/${ns.name}/services`, { body });
-  for (const name of ['web', 'cloud']) {
+  for (const body of [service('web', L2), service('stuck-l2', L2), service('cloud', TEST_CLOUD), service('foreign', 'example.com/other')]) await client.request('POST', `/api/v1/namespaces/${ns.name}/services`, { body });
+  for (const name of ['web', 'stuck-l2', 'cloud']) {
     await eventually(async () => {
       const m = marks(await get(name));
       return m.finalizer && m.ingress > 0 && m.ready ? true : undefined;
@@ -82,13 +82,16 @@ beforeAll(async () => {
   }
   await controller.stop();
   controller = undefined;
+  // Deleted after the controller stopped: stuck Terminating on the finalizer, as users found it.
+  await client.request('DELETE', path('stuck-l2'));
+  expect((await get('stuck-l2')).metadata?.deletionTimestamp).toBeDefined();
   // Left behind by a provider this build or this run does not have.
   await client.request('POST', `/api/v1/namespaces/${ns.name}/services`, { body: service('orphan', NOT_ENABLED, { finalizers: [FINALIZER], annotations: { [PROVISIONED_BY_ANNOTATION]: NOT_ENABLED } }) });
 }, 120_000);
 
 afterAll(async () => {
   await controller?.stop();
-  for (const name of ['web', 'cloud', 'orphan', 'foreign', 'stuck']) {
+  for (const name of ['web', 'stuck-l2', 'cloud', 'orphan', 'foreign', 'stuck']) {
     await client.request('PATCH', path(name), { body: { metadata: { finalizers: null } }, patchType: 'merge' }).catch(() => undefined);
   }
   await client.request('DELETE', `${POOLS}/${poolName}`).catch(() => undefined);
@@ -135,6 +138,8 @@ describe('portico release --all', () => {
     }, 'DeletedLoadBalancer Event on web');
     // With the uid, so `kubectl describe service web` shows it.
     expect(events[0]?.involvedObject.uid).toBe(web.metadata?.uid);
+    // The Service stuck Terminating is gone once released.
+    await eventually(() => get('stuck-l2').then(() => undefined, (error: unknown) => (isKubeError(error, 404) ? true : undefined)), 'stuck-l2 deleted');
   });
 
   it('calls ensureDeleted of the provider that made the balancer, through the registry', async () => {
