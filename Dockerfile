@@ -12,7 +12,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-COPY hack/control-plane.ts ./hack/control-plane.ts
+# tsconfig.build.json compiles hack/control-plane.ts (and what it imports) along with src/.
+COPY hack ./hack
 RUN ./node_modules/.bin/tsc -p tsconfig.build.json --outDir /app/dist \
  && cp package.json package-lock.json /app/ \
  && cd /app \

@@ -50,9 +50,13 @@ function run(cmd: string, args: string[], options: { cwd?: string; env?: NodeJS.
   return result.stdout;
 }
 
-/** Files whose content decides the image: sources, lockfile, compiler settings and this script. */
+/**
+ * Files whose content decides the image: sources, lockfile, compiler settings, and hack/*.ts
+ * (this script, and what tsconfig.build.json compiles from hack/ along with src/).
+ */
 function inputFiles(): string[] {
-  const files = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'hack/image.ts', 'hack/control-plane.ts'];
+  const files = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json'];
+  files.push(...readdirSync(join(root, 'hack')).filter((f) => f.endsWith('.ts')).map((f) => join('hack', f)));
   const walk = (dir: string): void => {
     for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
       const path = join(dir, entry.name);
