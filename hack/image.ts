@@ -10,7 +10,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -153,8 +153,9 @@ function umoci(args: string[]): string {
 
 /** Keeps the newest image besides `keep`, so switching branches back and forth stays cheap. */
 function pruneCache(keep: string): void {
+  // Only finished images (a directory named by its key); never another build's work directory.
   const entries = readdirSync(cacheDir(), { withFileTypes: true })
-    .filter((e) => e.isDirectory() && e.name !== keep)
+    .filter((e) => e.isDirectory() && e.name !== keep && /^[0-9a-f]{16}$/.test(e.name))
     .map((e) => ({ path: join(cacheDir(), e.name), mtime: statSync(join(cacheDir(), e.name)).mtimeMs }))
     .sort((a, b) => b.mtime - a.mtime);
   for (const entry of entries.slice(1)) rmSync(entry.path, { recursive: true, force: true });
@@ -168,57 +169,61 @@ export function buildImage(log: Log = defaultLog): BuiltImage {
   const archive = join(dir, `portico-${pkg.version}.oci.tar`);
   if (existsSync(archive)) return { archive, key, reused: true };
 
-  const work = join(cacheDir(), `${key}.tmp`);
-  rmSync(work, { recursive: true, force: true });
-  mkdirSync(work, { recursive: true });
-  const runtimeFs = join(work, 'rootfs-runtime');
-  const appFs = join(work, 'rootfs-app');
-  mkdirSync(runtimeFs, { recursive: true });
-  mkdirSync(appFs, { recursive: true });
-  assembleRuntime(work, runtimeFs, log);
-  assembleApp(appFs, log);
+  // A work directory of its own: two test projects may build the same key at once.
+  mkdirSync(cacheDir(), { recursive: true });
+  const work = mkdtempSync(join(cacheDir(), `${key}.tmp-`));
+  try {
+    const runtimeFs = join(work, 'rootfs-runtime');
+    const appFs = join(work, 'rootfs-app');
+    mkdirSync(runtimeFs, { recursive: true });
+    mkdirSync(appFs, { recursive: true });
+    assembleRuntime(work, runtimeFs, log);
+    assembleApp(appFs, log);
 
-  log('umoci: packing layers ...');
-  const layout = join(work, 'layout');
-  const ref = `${layout}:build`;
-  umoci(['init', '--layout', layout]);
-  umoci(['new', '--image', ref]);
-  // umoci 0.4.7's `insert` drops the tar trailer (and a file's last partial block): layers are
-  // made by GNU tar instead (deterministic: sorted, root-owned, fixed mtime) and added verbatim.
-  for (const [fs, comment] of [
-    [runtimeFs, `runtime: ${DEBIAN_PACKAGES.join(' ')}, ${NODE_PACKAGE}`],
-    [appFs, 'portico: dist/ and production node_modules'],
-  ] as const) {
-    const layer = `${fs}.tar`;
-    run('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@946684800', '-cf', layer, '-C', fs, ...readdirSync(fs).sort()]);
-    umoci(['raw', 'add-layer', '--image', ref, '--history.comment', comment, layer]);
+    log('umoci: packing layers ...');
+    const layout = join(work, 'layout');
+    const ref = `${layout}:build`;
+    umoci(['init', '--layout', layout]);
+    umoci(['new', '--image', ref]);
+    // umoci 0.4.7's `insert` drops the tar trailer (and a file's last partial block): layers are
+    // made by GNU tar instead (deterministic: sorted, root-owned, fixed mtime) and added verbatim.
+    for (const [fs, comment] of [
+      [runtimeFs, `runtime: ${DEBIAN_PACKAGES.join(' ')}, ${NODE_PACKAGE}`],
+      [appFs, 'portico: dist/ and production node_modules'],
+    ] as const) {
+      const layer = `${fs}.tar`;
+      run('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@946684800', '-cf', layer, '-C', fs, ...readdirSync(fs).sort()]);
+      umoci(['raw', 'add-layer', '--image', ref, '--history.comment', comment, layer]);
+    }
+    const { uid, gid } = IMAGE_USER;
+    umoci([
+      'config', '--image', ref,
+      '--config.user', `${uid}:${gid}`,
+      '--config.workingdir', '/app',
+      '--config.env', 'PATH=/usr/local/bin:/usr/bin:/bin',
+      '--config.env', 'NODE_ENV=production',
+      ...IMAGE_ENTRYPOINT.flatMap((arg) => ['--config.entrypoint', arg]),
+      '--config.cmd', '--help',
+      '--config.label', `org.opencontainers.image.title=portico`,
+      '--config.label', `org.opencontainers.image.version=${pkg.version}`,
+      '--config.label', 'org.opencontainers.image.licenses=Apache-2.0',
+      '--config.label', 'org.opencontainers.image.source=https://github.com/portico-dev/portico',
+      '--history.comment', 'entrypoint: portico',
+    ]);
+    umoci(['gc', '--layout', layout]);
+    // Name it the way `podman load` and `ctr import` read a name from an archive.
+    const indexPath = join(layout, 'index.json');
+    const index = JSON.parse(readFileSync(indexPath, 'utf8')) as { manifests: { annotations?: Record<string, string> }[] };
+    for (const manifest of index.manifests) manifest.annotations = { 'org.opencontainers.image.ref.name': IMAGE_NAME, 'io.containerd.image.name': IMAGE_NAME };
+    writeFileSync(indexPath, `${JSON.stringify(index)}\n`);
+
+    mkdirSync(dir, { recursive: true });
+    const packed = join(work, 'image.oci.tar');
+    run('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '-cf', packed, '-C', layout, 'oci-layout', 'index.json', 'blobs']);
+    renameSync(packed, archive);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
   }
-  const { uid, gid } = IMAGE_USER;
-  umoci([
-    'config', '--image', ref,
-    '--config.user', `${uid}:${gid}`,
-    '--config.workingdir', '/app',
-    '--config.env', 'PATH=/usr/local/bin:/usr/bin:/bin',
-    '--config.env', 'NODE_ENV=production',
-    ...IMAGE_ENTRYPOINT.flatMap((arg) => ['--config.entrypoint', arg]),
-    '--config.cmd', '--help',
-    '--config.label', `org.opencontainers.image.title=portico`,
-    '--config.label', `org.opencontainers.image.version=${pkg.version}`,
-    '--config.label', 'org.opencontainers.image.licenses=Apache-2.0',
-    '--config.label', 'org.opencontainers.image.source=https://github.com/portico-dev/portico',
-    '--history.comment', 'entrypoint: portico',
-  ]);
-  umoci(['gc', '--layout', layout]);
-  // Name it the way `podman load` and `ctr import` read a name from an archive.
-  const indexPath = join(layout, 'index.json');
-  const index = JSON.parse(readFileSync(indexPath, 'utf8')) as { manifests: { annotations?: Record<string, string> }[] };
-  for (const manifest of index.manifests) manifest.annotations = { 'org.opencontainers.image.ref.name': IMAGE_NAME, 'io.containerd.image.name': IMAGE_NAME };
-  writeFileSync(indexPath, `${JSON.stringify(index)}\n`);
-
-  mkdirSync(dir, { recursive: true });
-  run('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '-cf', `${archive}.tmp`, '-C', layout, 'oci-layout', 'index.json', 'blobs']);
-  renameSync(`${archive}.tmp`, archive);
-  rmSync(work, { recursive: true, force: true });
   pruneCache(key);
   return { archive, key, reused: false };
 }
