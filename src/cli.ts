@@ -6,6 +6,7 @@ import { packageVersion } from './paths.js';
 
 const USAGE = `Usage:
   portico controller [flags]   reconcile LoadBalancer Services (docs/controller.md)
+  portico release --all        release every balancer and remove Portico's finalizers (docs/uninstall.md)
   portico version              print the version (also --version)
 
 `;
@@ -39,6 +40,8 @@ async function main(argv: string[]): Promise<number> {
       // Lost leadership (not a requested stop): exit non-zero so the pod restarts fresh.
       return outcome === 'lost' && !shutdown.signal.aborted ? 1 : 0;
     }
+    case 'release':
+      return (await import('./cmd/release.js')).runRelease(rest, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) });
     case 'version':
     case '--version':
       process.stdout.write(`portico ${packageVersion()}\n`);
