@@ -177,6 +177,7 @@ export function planEnsure(input: PlanInput): Plan {
 
   // Listeners: create (they start stopped, so start them), converge, start.
   const aclId = observed.acl?.id;
+  const replaced = new Set<string>();
   for (const want of desired.listeners) {
     const planned: PlannedListener = {
       port: want.port,
@@ -190,6 +191,7 @@ export function planEnsure(input: PlanInput): Plan {
     const existing = observed.listeners.find((l) => l.port === want.port);
     if (existing && existing.protocol !== want.protocol) {
       actions.push({ kind: 'delete-listener', port: existing.port, protocol: existing.protocol });
+      replaced.add(`${existing.port}/${existing.protocol}`);
     }
     if (!existing || existing.protocol !== want.protocol) {
       actions.push({ kind: 'create-listener', listener: planned }, { kind: 'start-listener', port: want.port, protocol: want.protocol });
@@ -202,7 +204,8 @@ export function planEnsure(input: PlanInput): Plan {
   // Ours and no longer wanted: listeners first (a group or ACL in use cannot be deleted).
   const wanted = new Set(desired.listeners.map((l) => `${l.port}/${l.protocol}`));
   for (const l of observed.listeners) {
-    if (l.description === description && !wanted.has(`${l.port}/${l.protocol}`)) actions.push({ kind: 'delete-listener', port: l.port, protocol: l.protocol });
+    const key = `${l.port}/${l.protocol}`;
+    if (l.description === description && !wanted.has(key) && !replaced.has(key)) actions.push({ kind: 'delete-listener', port: l.port, protocol: l.protocol });
   }
   for (const g of observed.groups) if (!keptGroups.has(g.id)) actions.push({ kind: 'delete-group', id: g.id });
   if (desired.sourceRanges.length === 0 && observed.acl) actions.push({ kind: 'delete-acl', id: observed.acl.id });
