@@ -83,8 +83,10 @@ export interface FakeAcl {
 }
 
 export interface Fault {
-  status: number;
-  code: string;
+  status?: number;
+  code?: string;
+  /** Answer only after this long (a slow or stuck endpoint), then normally. */
+  hangMs?: number;
   message?: string;
   headers?: Record<string, string>;
   /** How many calls it answers (default 1). */
@@ -235,10 +237,12 @@ export class FakeSlbServer {
       if (req.headers['x-acs-version'] !== VERSION) throw new ApiError(400, 'InvalidVersion', `Specified parameter Version is not valid.`);
       this.calls.push({ action, params });
       const fault = this.takeFault(action);
-      if (fault) {
-        reply(fault.status, { RequestId: requestId(), HostId: 'slb.fake', Code: fault.code, Message: fault.message ?? fault.code }, fault.headers ?? {});
+      if (fault?.hangMs !== undefined) await new Promise((resolve) => setTimeout(resolve, fault.hangMs));
+      else if (fault) {
+        reply(fault.status ?? 400, { RequestId: requestId(), HostId: 'slb.fake', Code: fault.code ?? 'InternalError', Message: fault.message ?? fault.code }, fault.headers ?? {});
         return;
       }
+      if (res.destroyed) return;
       if (params['RegionId'] !== undefined && params['RegionId'] !== this.regionId) throw new ApiError(400, 'InvalidRegionId', 'The specified RegionId does not exist.');
       const result = await this.dispatch(action, params);
       reply(200, { RequestId: requestId(), ...result });

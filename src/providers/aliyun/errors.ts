@@ -46,7 +46,7 @@ export function classify(error: SlbApiError): ErrorClass {
   if (code.startsWith('Throttling')) return 'throttled';
   if (RETRYABLE_CODES.includes(code)) return 'retryable';
   if (error.statusCode !== undefined && error.statusCode >= 500) return 'retryable';
-  if (TRANSPORT_CODES.has(code)) return 'retryable';
+  if (TRANSPORT_CODES.has(code) || /Timeout/i.test(code)) return 'retryable';
   if (code === TOKEN_CONFLICT || code === IDEMPOTENT_MISMATCH) return 'token-conflict';
   if (/NotExist|NotFound/i.test(code)) return 'not-found';
   return 'terminal';
