@@ -263,7 +263,7 @@ export class FakeSlbServer {
 
   /** ACS3-HMAC-SHA256, recomputed from what arrived on the wire. */
   private verifySignature(req: IncomingMessage, url: URL, body: Buffer): void {
-    const auth = String(req.headers['authorization'] ?? '');
+    const auth = req.headers['authorization'] ?? '';
     const match = /^ACS3-HMAC-SHA256 Credential=([^,]+),SignedHeaders=([^,]+),Signature=([0-9a-f]+)$/.exec(auth);
     if (!match) throw new ApiError(400, 'IncompleteSignature', 'The request signature does not conform to Aliyun standards.');
     const [, accessKeyId = '', signedHeaderList = '', signature = ''] = match;
@@ -396,7 +396,7 @@ export class FakeSlbServer {
       if (typeof s['ServerId'] !== 'string' || !/^i-/.test(s['ServerId']) || !Number.isInteger(port) || port < 1 || port > 65535) {
         throw new ApiError(400, 'InvalidParameter', 'The specified parameter "BackendServers" is not valid.');
       }
-      return { ServerId: s['ServerId'], Port: port, Weight: Number(s['Weight'] ?? 100), Type: String(s['Type'] ?? 'ecs'), Description: String(s['Description'] ?? '') };
+      return { ServerId: s['ServerId'], Port: port, Weight: Number(s['Weight'] ?? 100), Type: typeof s['Type'] === 'string' ? s['Type'] : 'ecs', Description: typeof s['Description'] === 'string' ? s['Description'] : '' };
     });
   }
 
@@ -718,11 +718,11 @@ export class FakeSlbServer {
         }
         if (!Array.isArray(entries) || entries.length > 50) throw new ApiError(400, 'InvalidParameter', 'The specified parameter "AclEntrys" is not valid.');
         for (const e of entries) {
-          const entry = String(e.entry ?? '');
+          const entry = typeof e.entry === 'string' ? e.entry : '';
           if (!/^\d+\.\d+\.\d+\.\d+(\/\d+)?$/.test(entry)) throw new ApiError(400, 'InvalidParameter', 'The specified parameter "AclEntrys" is not valid.');
           if (action === 'AddAccessControlListEntry') {
             if (acl.entries.some((x) => x.entry === entry)) throw new ApiError(400, 'AclEntryExist', 'The specified AclEntry already exists.');
-            acl.entries.push({ entry, comment: String(e.comment ?? '') });
+            acl.entries.push({ entry, comment: typeof e.comment === 'string' ? e.comment : '' });
           } else {
             acl.entries = acl.entries.filter((x) => x.entry !== entry);
           }

@@ -57,7 +57,7 @@ export function toSlbApiError(error: unknown): SlbApiError {
   if (error instanceof SlbApiError) return error;
   if (typeof error === 'object' && error !== null) {
     const e = error as { code?: unknown; statusCode?: unknown; requestId?: unknown; retryAfter?: unknown; message?: unknown; name?: unknown; data?: { Code?: unknown } };
-    const message = typeof e.message === 'string' ? e.message : String(error);
+    const message = typeof e.message === 'string' ? e.message : JSON.stringify(error);
     let code = typeof e.code === 'string' && e.code !== '' && e.code !== 'undefined' ? e.code : undefined;
     code ??= typeof e.data?.Code === 'string' ? e.data.Code : undefined;
     // The SDK's HTTP layer (httpx) reports timeouts by name and message, not by code.

@@ -28,7 +28,10 @@ function seconds(value: string): number | undefined {
 
 export function parseAliyunSettings(values: FlagValues): { settings: AliyunSettings } | { problems: string[] } {
   const problems: string[] = [];
-  const str = (name: string): string => (typeof values[name] === 'string' ? (values[name] as string).trim() : '');
+  const str = (name: string): string => {
+    const value = values[name];
+    return typeof value === 'string' ? value.trim() : '';
+  };
   const regionId = str('aliyun-region');
   if (!REGION.test(regionId)) problems.push(`--aliyun-region=${regionId}: expected a region id such as cn-hangzhou (or set ALIBABA_CLOUD_REGION_ID)`);
   const clusterName = str('aliyun-cluster-name');

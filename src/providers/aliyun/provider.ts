@@ -110,16 +110,18 @@ export class AliyunSlbProvider implements LoadBalancerProvider {
     const gc = this.deps.gc;
     if (!gc || gc.mode === 'off') return Promise.resolve();
     let cancelTimer: (() => void) | undefined;
+    // A function, not the property: the checks below run after awaits.
+    const stopped = (): boolean => signal.aborted;
     const run = async (): Promise<void> => {
-      if (signal.aborted || !(await gc.services.waitForSync(signal))) return;
+      if (stopped() || !(await gc.services.waitForSync(signal))) return;
       const live = new Set(gc.services.list().map((s) => objectKey(s)));
       try {
         const orphans = await this.sweep(signal, live, { dryRun: gc.mode === 'dry-run' });
         this.deps.logger.info({ orphans: orphans.length, dryRun: gc.mode === 'dry-run' }, 'CLB orphan sweep done');
       } catch (error) {
-        if (!signal.aborted) this.deps.logger.warn({ err: error }, 'CLB orphan sweep failed; next sweep retries');
+        if (!stopped()) this.deps.logger.warn({ err: error }, 'CLB orphan sweep failed; next sweep retries');
       }
-      if (!signal.aborted) cancelTimer = this.deps.clock.setTimer(() => void run(), gc.intervalMs);
+      if (!stopped()) cancelTimer = this.deps.clock.setTimer(() => void run(), gc.intervalMs);
     };
     // In the background: the first reconciles need not wait for a sweep.
     cancelTimer = this.deps.clock.setTimer(() => void run(), 0);
@@ -307,8 +309,8 @@ export class AliyunSlbProvider implements LoadBalancerProvider {
         ctx.signal,
       );
       ctx.events.record('Normal', 'CreatedLoadBalancer', `Created CLB ${created.id}`);
-      const [lb] = await slb.describeLoadBalancers({ ids: [created.id] }, ctx.signal);
-      return lb ?? { id: created.id, name: desired.name, status: 'active', address: created.address, addressType: desired.addressType, vswitchId: desired.vswitchId ?? '', spec: desired.spec ?? '', chargeType: desired.chargeType ?? '', bandwidth: desired.bandwidth ?? 0, tags };
+      // Everything else about it is read by the DescribeLoadBalancerAttribute that follows.
+      return { id: created.id, name: desired.name, status: 'active', address: created.address, addressType: desired.addressType, vswitchId: desired.vswitchId ?? '', spec: desired.spec ?? '', chargeType: desired.chargeType ?? '', bandwidth: desired.bandwidth ?? 0, tags: { ...desired.additionalTags, ...tags } };
     } catch (error) {
       if (error instanceof SlbApiError && classify(error) === 'token-conflict') {
         // The same create is (or was) in flight: the balancer it makes carries our tags.
@@ -496,7 +498,7 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
       },
       (error: unknown) => {
         signal.removeEventListener('abort', onAbort);
-        reject(error as Error);
+        reject(error instanceof Error ? error : new Error(String(error)));
       },
     );
   });

@@ -161,8 +161,9 @@ export function parseService(service: ReadonlyService): { desired: DesiredBalanc
       problems.push({ field: `spec.ports[${i}].nodePort`, message: 'a node port is required (allocateLoadBalancerNodePorts must not be false)' });
       return;
     }
-    const hc: HealthCheck = protocol === 'tcp' ? { ...healthCheck } : { ...healthCheck, type: undefined, uri: undefined, domain: undefined, httpCode: undefined };
-    for (const key of Object.keys(hc) as (keyof HealthCheck)[]) if (hc[key] === undefined) delete hc[key];
+    // UDP listeners have no HTTP health check.
+    const { type: _type, uri: _uri, domain: _domain, httpCode: _code, ...udpHealthCheck } = healthCheck;
+    const hc: HealthCheck = protocol === 'tcp' ? { ...healthCheck } : udpHealthCheck;
     listeners.push({ port: port.port, protocol, nodePort: port.nodePort, scheduler, healthCheck: hc });
   });
   if (listeners.length === 0 && problems.length === 0) problems.push({ field: 'spec.ports', message: 'at least one TCP or UDP port is required' });

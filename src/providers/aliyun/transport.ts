@@ -24,12 +24,12 @@ export interface SlbCaller {
 type OpenApiClient = { callApi(params: unknown, request: unknown, runtime: unknown): Promise<{ body?: unknown }> };
 type OpenApiClientCtor = new (config: unknown) => OpenApiClient;
 type CredentialCtor = new (config?: unknown) => unknown;
-function unwrapDefault<T>(module: unknown): T {
+function unwrapDefault(module: unknown): unknown {
   const m = module as { default?: { default?: unknown } | undefined };
-  return (m.default?.default ?? m.default ?? module) as T;
+  return m.default?.default ?? m.default ?? module;
 }
-const OpenApi = unwrapDefault<OpenApiClientCtor>(openapi);
-const Credential = unwrapDefault<CredentialCtor>(credentials);
+const OpenApi = unwrapDefault(openapi) as OpenApiClientCtor;
+const Credential = unwrapDefault(credentials) as CredentialCtor;
 const { $OpenApiUtil } = openapi;
 
 export interface OpenApiCallerOptions {
