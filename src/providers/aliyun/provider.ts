@@ -308,7 +308,7 @@ export class AliyunSlbProvider implements LoadBalancerProvider {
         },
         ctx.signal,
       );
-      ctx.events.record('Normal', 'CreatedLoadBalancer', `Created CLB ${created.id}`);
+      ctx.events.record('Normal', 'CreatedCLB', `Created CLB ${created.id}`);
       // Everything else about it is read by the DescribeLoadBalancerAttribute that follows.
       return { id: created.id, name: desired.name, status: 'active', address: created.address, addressType: desired.addressType, vswitchId: desired.vswitchId ?? '', spec: desired.spec ?? '', chargeType: desired.chargeType ?? '', bandwidth: desired.bandwidth ?? 0, tags: { ...desired.additionalTags, ...tags } };
     } catch (error) {

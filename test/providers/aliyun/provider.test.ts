@@ -198,4 +198,26 @@ describe('Aliyun SLB provider against the SLB fake', () => {
     expect([lb.bandwidth, lb.chargeType, lb.deleteProtection, lb.tags.get('team')]).toEqual([20, 'paybybandwidth', 'off', 'a']);
     expect(lb.listeners.get('80/tcp')?.params).toMatchObject({ Scheduler: 'rr', HealthCheckType: 'http', HealthCheckURI: '/healthz' });
   });
+
+  it('sweeps orphans: dry run reports and keeps, a real sweep removes only ours', async () => {
+    const { provider } = buildProvider(fake, endpoint);
+    await provider.ensure(context(), service('gone'), backendsOf(nodes(1)));
+    await provider.ensure(context(), service('alive'), backendsOf(nodes(1)));
+    const reused = fake.seedLoadBalancer({ name: 'hand-made' });
+    fake.seedListener(reused.id, 443, 'tcp');
+    await provider.ensure(context(), service('gone-reuse', withAliyun('id', reused.id)), backendsOf(nodes(1)));
+    const foreign = fake.seedLoadBalancer({ tags: { [TAG_CLUSTER]: 'other-cluster', [TAG_SERVICE]: 'default/gone' } });
+    const live = new Set(['default/alive']);
+
+    const report = await provider.sweep(new AbortController().signal, live, { dryRun: true });
+    expect(report.map((r) => [r.service, r.created]).sort()).toEqual([['default/gone', true], ['default/gone-reuse', false]]);
+    expect(fake.loadBalancers.size).toBe(4);
+    expect(mutating()).not.toContain('DeleteLoadBalancer');
+
+    await provider.sweep(new AbortController().signal, live, { dryRun: false });
+    const left = [...fake.loadBalancers.values()];
+    expect(left.map((lb) => lb.tags.get(TAG_SERVICE) ?? lb.name).sort()).toEqual(['default/alive', 'default/gone', 'hand-made']);
+    expect(fake.loadBalancers.has(foreign.id)).toBe(true);
+    expect([...reused.listeners.keys()]).toEqual(['443/tcp']);
+  });
 });
