@@ -180,6 +180,22 @@ describe('Aliyun SLB provider against the SLB fake', () => {
     expect(fake.calls).toEqual([]);
   });
 
+  it('makes no call after the signal fires mid-ensure', async () => {
+    const { provider } = buildProvider(fake, endpoint);
+    let release = (): void => undefined;
+    fake.holdCreate(new Promise<void>((resolve) => (release = resolve)));
+    const abort = new AbortController();
+    const pending = provider.ensure(context(abort.signal), service('web'), backendsOf(nodes(1)));
+    await until(() => fake.callCount('CreateLoadBalancer') === 1);
+    abort.abort(new Error('superseded'));
+    await expect(pending).rejects.toThrow('superseded');
+    const before = fake.calls.length;
+    release();
+    await until(() => fake.loadBalancers.size === 1);
+    fake.holdCreate(Promise.resolve());
+    expect(fake.calls.length).toBe(before);
+  });
+
   it('reports a bad annotation as a terminal error naming it, with no call', async () => {
     const { provider } = buildProvider(fake, endpoint);
     await expect(provider.ensure(context(), service('web', withAliyun('address-type', 'public')), backendsOf(nodes(1)))).rejects.toMatchObject({
