@@ -62,7 +62,7 @@ export function toProviderError(error: unknown, field?: string): ProviderError {
     // The CLB changed under us (another writer, a half-finished earlier run): observe again.
     return new ProviderError(message, { retryable: true, cause: error });
   }
-  if (/^(Forbidden|NoPermission|InvalidAccessKeyId|SignatureDoesNotMatch)/.test(error.code)) {
+  if (/^(Forbidden|NoPermission|InvalidAccessKeyId|SignatureDoesNotMatch|InvalidSecurityToken|InvalidCredentials)/.test(error.code) || /credential/i.test(error.message)) {
     // Credentials and RAM policy can be fixed without touching the Service: keep retrying.
     return new ProviderError(message, { retryable: true, cause: error });
   }

@@ -1,8 +1,16 @@
+import type { V1Service } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Cache } from '../../../src/kube/informer.js';
+import { SlbClient } from '../../../src/providers/aliyun/client.js';
+import { AliyunSlbProvider } from '../../../src/providers/aliyun/provider.js';
+import { OpenApiCaller, RetryingCaller } from '../../../src/providers/aliyun/transport.js';
+import { FakeClock } from '../../fakes/clock.js';
 import { ProviderError } from '../../../src/providers/provider.js';
 import { annotation, TAG_CLUSTER, TAG_RESOURCE, TAG_SERVICE } from '../../../src/providers/aliyun/spec.js';
 import { node } from '../../builders/service.js';
-import { FakeSlbServer, MUTATING_ACTIONS, type FakeLoadBalancer } from '../../fakes/slb-server.js';
+import { FAKE_ACCESS_KEY_ID, FAKE_ACCESS_KEY_SECRET, FakeSlbServer, MUTATING_ACTIONS, type FakeLoadBalancer } from '../../fakes/slb-server.js';
 import { backendsOf, buildProvider, CLUSTER, context, nodes, service, withAliyun, withNodePorts, withProviderID, withSourceRanges } from './harness.js';
 
 const fake = new FakeSlbServer();
@@ -236,4 +244,44 @@ describe('Aliyun SLB provider against the SLB fake', () => {
     expect(fake.loadBalancers.has(foreign.id)).toBe(true);
     expect([...reused.listeners.keys()]).toEqual(['443/tcp']);
   });
+});
+
+describe('orphan sweep in the background', () => {
+  function services(keys: string[]): Cache<V1Service> {
+    const list = keys.map((key) => {
+      const [namespace, name] = key.split('/');
+      return { metadata: { namespace, name } } as V1Service;
+    });
+    return { get: () => undefined, list: () => list, on: () => undefined, waitForSync: () => Promise.resolve(true) };
+  }
+
+  for (const mode of ['dry-run', 'on'] as const) {
+    it(`runs after start and every interval (${mode})`, async () => {
+      const clock = new FakeClock();
+      const { provider: creator } = buildProvider(fake, endpoint);
+      await creator.ensure(context(), service('gone'), backendsOf(nodes(1)));
+      const inner = new OpenApiCaller({ regionId: fake.regionId, endpoint, protocol: 'http', accessKey: { id: FAKE_ACCESS_KEY_ID, secret: FAKE_ACCESS_KEY_SECRET } });
+      const provider = new AliyunSlbProvider({
+        slb: new SlbClient(new RetryingCaller({ inner, clock, registry: new Registry() }), fake.regionId),
+        clusterName: CLUSTER,
+        clock,
+        logger: pino({ level: 'silent' }),
+        gc: { mode, intervalMs: 60_000, services: services(['default/alive']) },
+      });
+      fake.resetCalls();
+      const term = new AbortController();
+      await provider.start(term.signal);
+      await clock.advance(0);
+      await until(() => fake.callCount('DescribeLoadBalancers') === 1);
+      if (mode === 'on') await until(() => fake.loadBalancers.size === 0);
+      // The next sweep is scheduled only once this one is done.
+      await until(() => clock.pendingTimers === 1);
+      await clock.advance(60_000);
+      await until(() => fake.callCount('DescribeLoadBalancers') === 2);
+      expect(fake.loadBalancers.size).toBe(mode === 'on' ? 0 : 1);
+      expect(fake.calls.filter((c) => MUTATING_ACTIONS.has(c.action)).length > 0).toBe(mode === 'on');
+      term.abort();
+      provider.stop();
+    });
+  }
 });
