@@ -250,7 +250,7 @@ describe('orphan sweep in the background', () => {
   function services(keys: string[]): Cache<V1Service> {
     const list = keys.map((key) => {
       const [namespace, name] = key.split('/');
-      return { metadata: { namespace, name } } as V1Service;
+      return { metadata: { namespace, name } };
     });
     return { get: () => undefined, list: () => list, on: () => undefined, waitForSync: () => Promise.resolve(true) };
   }
