@@ -157,6 +157,11 @@ export function parseService(service: ReadonlyService): { desired: DesiredBalanc
       return;
     }
     seen.add(port.port);
+    // "Ports 250 and 4789 are reserved by the system and cannot be used for UDP listeners" (CLB, add a UDP listener).
+    if (protocol === 'udp' && (port.port === 250 || port.port === 4789)) {
+      problems.push({ field: `spec.ports[${i}].port`, message: `UDP port ${port.port} is reserved on CLB` });
+      return;
+    }
     if (!port.nodePort) {
       problems.push({ field: `spec.ports[${i}].nodePort`, message: 'a node port is required (allocateLoadBalancerNodePorts must not be false)' });
       return;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { annotation, clientToken, instanceIdOf, parseService, specHash } from '../../../src/providers/aliyun/spec.js';
 import { parseAliyunSettings } from '../../../src/providers/aliyun/module.js';
 import { withServicePorts, withSpec, type ServiceOption } from '../../builders/service.js';
-import { service, withAliyun, withSourceRanges } from './harness.js';
+import { service, withAliyun, withNodePorts, withSourceRanges } from './harness.js';
 
 function problems(...options: ServiceOption[]): string[] {
   const parsed = parseService(service('web', ...options));
@@ -24,6 +24,7 @@ describe('parseService', () => {
     ['uri without http', [withAliyun('health-check-uri', '/h')], field('health-check-type')],
     ['reserved tag', [withAliyun('additional-resource-tags', 'portico.dev/x=1')], field('additional-resource-tags')],
     ['SCTP', [withServicePorts({ port: 80, protocol: 'SCTP' })], 'spec.ports[0].protocol'],
+    ['reserved UDP port', [withNodePorts({ port: 4789, nodePort: 30000, protocol: 'UDP' })], 'spec.ports[0].port'],
     ['no node port', [withServicePorts({ port: 80, protocol: 'TCP' })], 'spec.ports[0].nodePort'],
     ['IPv6 source range', [withSourceRanges('2001:db8::/32')], 'spec.loadBalancerSourceRanges[0]'],
   ];
