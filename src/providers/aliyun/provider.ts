@@ -293,21 +293,18 @@ export class AliyunSlbProvider implements LoadBalancerProvider {
     if (existing[0]) return existing[0];
     ctx.signal.throwIfAborted();
     try {
-      const created = await slb.createLoadBalancer(
-        {
-          clientToken: clientToken(this.deps.clusterName, desired.uid || desired.serviceKey),
-          name: desired.name,
-          addressType: desired.addressType,
-          spec: desired.spec,
-          chargeType: desired.chargeType,
-          bandwidth: desired.bandwidth,
-          vswitchId: desired.vswitchId,
-          deleteProtection: desired.deleteProtection,
-          // Tagged at birth: a crash right after this call still leaves a balancer we find by tag.
-          tags: { ...desired.additionalTags, ...tags },
-        },
-        ctx.signal,
-      );
+      const params = {
+        name: desired.name,
+        addressType: desired.addressType,
+        spec: desired.spec,
+        chargeType: desired.chargeType,
+        bandwidth: desired.bandwidth,
+        vswitchId: desired.vswitchId,
+        deleteProtection: desired.deleteProtection,
+        // Tagged at birth: a crash right after this call still leaves a balancer we find by tag.
+        tags: { ...desired.additionalTags, ...tags },
+      };
+      const created = await slb.createLoadBalancer({ clientToken: clientToken(this.deps.clusterName, desired.uid || desired.serviceKey, params), ...params }, ctx.signal);
       ctx.events.record('Normal', 'CreatedCLB', `Created CLB ${created.id}`);
       // Everything else about it is read by the DescribeLoadBalancerAttribute that follows.
       return { id: created.id, name: desired.name, status: 'active', address: created.address, addressType: desired.addressType, vswitchId: desired.vswitchId ?? '', spec: desired.spec ?? '', chargeType: desired.chargeType ?? '', bandwidth: desired.bandwidth ?? 0, tags: { ...desired.additionalTags, ...tags } };

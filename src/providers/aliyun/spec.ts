@@ -245,7 +245,11 @@ export function groupName(description: string, listener: { port: number; protoco
   return `${description}:${listener.port}/${listener.protocol}`;
 }
 
-/** Deterministic per cluster and Service uid: a retried create after a crash is the same request. */
-export function clientToken(cluster: string, uid: string): string {
-  return `portico-${createHash('sha256').update(`${cluster}/${uid}`).digest('hex').slice(0, 48)}`;
+/**
+ * Deterministic per cluster, Service uid and create parameters: a create retried after a crash is
+ * the same request (the API answers with the same CLB), and a create with other parameters never
+ * meets IdempotentParameterMismatch for a token used before.
+ */
+export function clientToken(cluster: string, uid: string, createParams: unknown = {}): string {
+  return `portico-${createHash('sha256').update(JSON.stringify([cluster, uid, createParams])).digest('hex').slice(0, 48)}`;
 }

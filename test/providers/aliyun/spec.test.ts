@@ -61,9 +61,10 @@ describe('instanceIdOf', () => {
 });
 
 describe('clientToken', () => {
-  it('is stable per cluster and uid and at most 64 characters', () => {
-    expect(clientToken('c', 'u')).toBe(clientToken('c', 'u'));
+  it('is stable per cluster, uid and create parameters, and at most 64 characters', () => {
+    expect(clientToken('c', 'u', { spec: 'a' })).toBe(clientToken('c', 'u', { spec: 'a' }));
     expect(clientToken('c', 'u')).not.toBe(clientToken('c', 'v'));
+    expect(clientToken('c', 'u', { spec: 'a' })).not.toBe(clientToken('c', 'u', { spec: 'b' }));
     expect(clientToken('c', 'u').length).toBeLessThanOrEqual(64);
   });
 });
