@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import type { V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Clock } from '../../kube/clock.js';
-import { objectKey, type Cache } from '../../kube/informer.js';
+import type { Cache } from '../../kube/informer.js';
 import { ProviderError, type Backends, type LoadBalancerProvider, type LoadBalancerStatus, type ProviderContext, type ReadonlyService, type SpecProblem } from '../provider.js';
 import type { LoadBalancer, SlbClient, Tags } from './client.js';
 import { classify, SlbApiError, TOKEN_CONFLICT } from './errors.js';
@@ -114,9 +114,9 @@ export class AliyunSlbProvider implements LoadBalancerProvider {
     const stopped = (): boolean => signal.aborted;
     const run = async (): Promise<void> => {
       if (stopped() || !(await gc.services.waitForSync(signal))) return;
-      const live = new Set(gc.services.list().map((s) => objectKey(s)));
       try {
-        const orphans = await this.sweep(signal, live, { dryRun: gc.mode === 'dry-run' });
+        // The shared informer sees a Service before any reconcile of it can create a CLB.
+        const orphans = await this.sweep(signal, (key) => gc.services.get(key) !== undefined, { dryRun: gc.mode === 'dry-run' });
         this.deps.logger.info({ orphans: orphans.length, dryRun: gc.mode === 'dry-run' }, 'CLB orphan sweep done');
       } catch (error) {
         if (!stopped()) this.deps.logger.warn({ err: error }, 'CLB orphan sweep failed; next sweep retries');
@@ -252,11 +252,14 @@ export class AliyunSlbProvider implements LoadBalancerProvider {
     }
   }
 
-  /** Orphans: balancers of this cluster whose Service is not in `liveServiceKeys`. */
-  async sweep(signal: AbortSignal, liveServiceKeys: ReadonlySet<string>, options: { dryRun: boolean }, logger: Logger = this.deps.logger): Promise<{ loadBalancerId: string; service: string; created: boolean }[]> {
+  /**
+   * Orphans: balancers of this cluster whose Service does not exist. `isLive` is asked after the
+   * listing, so a Service created while the listing ran (and its new CLB) is never an orphan.
+   */
+  async sweep(signal: AbortSignal, isLive: (serviceKey: string) => boolean, options: { dryRun: boolean }, logger: Logger = this.deps.logger): Promise<{ loadBalancerId: string; service: string; created: boolean }[]> {
     const all = await this.deps.slb.describeLoadBalancers({ tags: { [TAG_CLUSTER]: this.deps.clusterName } }, signal);
     const orphans = all
-      .filter((lb) => lb.tags[TAG_SERVICE] !== undefined && !liveServiceKeys.has(lb.tags[TAG_SERVICE]))
+      .filter((lb) => lb.tags[TAG_SERVICE] !== undefined && !isLive(lb.tags[TAG_SERVICE]))
       .map((lb) => ({ lb, service: lb.tags[TAG_SERVICE] ?? '', created: lb.tags[TAG_RESOURCE] === RESOURCE_LOAD_BALANCER }));
     for (const orphan of orphans) {
       logger.info({ loadBalancerId: orphan.lb.id, service: orphan.service, created: orphan.created, dryRun: options.dryRun }, options.dryRun ? 'orphaned CLB (dry run: kept)' : 'deleting orphaned CLB resources');

@@ -231,7 +231,7 @@ describe('Aliyun SLB provider against the SLB fake', () => {
     fake.seedListener(reused.id, 443, 'tcp');
     await provider.ensure(context(), service('gone-reuse', withAliyun('id', reused.id)), backendsOf(nodes(1)));
     const foreign = fake.seedLoadBalancer({ tags: { [TAG_CLUSTER]: 'other-cluster', [TAG_SERVICE]: 'default/gone' } });
-    const live = new Set(['default/alive']);
+    const live = (key: string): boolean => key === 'default/alive';
 
     const report = await provider.sweep(new AbortController().signal, live, { dryRun: true });
     expect(report.map((r) => [r.service, r.created]).sort()).toEqual([['default/gone', true], ['default/gone-reuse', false]]);
@@ -248,11 +248,11 @@ describe('Aliyun SLB provider against the SLB fake', () => {
 
 describe('orphan sweep in the background', () => {
   function services(keys: string[]): Cache<V1Service> {
-    const list = keys.map((key) => {
+    const list: V1Service[] = keys.map((key) => {
       const [namespace, name] = key.split('/');
       return { metadata: { namespace, name } };
     });
-    return { get: () => undefined, list: () => list, on: () => undefined, waitForSync: () => Promise.resolve(true) };
+    return { get: (key) => (keys.includes(key) ? list[keys.indexOf(key)] : undefined), list: () => list, on: () => undefined, waitForSync: () => Promise.resolve(true) };
   }
 
   for (const mode of ['dry-run', 'on'] as const) {
