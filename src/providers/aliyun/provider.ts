@@ -58,6 +58,9 @@ export function toProviderError(error: unknown, field?: string): ProviderError {
   if (kind === 'throttled' || kind === 'retryable' || kind === 'token-conflict') {
     return new ProviderError(message, { retryable: true, ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}), cause: error });
   }
+  if (/^InvalidVSwitchId/.test(error.code)) {
+    return new ProviderError(message, { retryable: false, reason: 'InvalidSpec', field: `metadata.annotations[${annotation('vswitch-id')}]`, cause: error });
+  }
   if (CONFLICT_CODES.has(error.code) || kind === 'not-found') {
     // The CLB changed under us (another writer, a half-finished earlier run): observe again.
     return new ProviderError(message, { retryable: true, cause: error });
@@ -101,6 +104,8 @@ export class AliyunSlbProvider implements LoadBalancerProvider {
   private refreshing: Promise<void> | undefined;
   private readonly ttl: number;
   private gcStop: (() => void) | undefined;
+  /** Aborts the shared listing when the leadership term ends. */
+  private term = new AbortController();
 
   constructor(private readonly deps: AliyunProviderDeps) {
     this.ttl = deps.snapshotTtlMs ?? 10_000;
@@ -133,6 +138,8 @@ export class AliyunSlbProvider implements LoadBalancerProvider {
     this.gcStop?.();
     this.gcStop = undefined;
     this.snapshot = undefined;
+    this.term.abort(new Error('leadership term ended'));
+    this.term = new AbortController();
   }
 
   validate(service: ReadonlyService): SpecProblem[] {
@@ -153,7 +160,7 @@ export class AliyunSlbProvider implements LoadBalancerProvider {
     // One listing for everyone waiting; a caller that gives up does not cancel it for the others.
     this.refreshing ??= (async () => {
       try {
-        const all = await this.deps.slb.describeLoadBalancers({ tags: { [TAG_CLUSTER]: this.deps.clusterName } }, new AbortController().signal);
+        const all = await this.deps.slb.describeLoadBalancers({ tags: { [TAG_CLUSTER]: this.deps.clusterName } }, this.term.signal);
         const byService = new Map<string, LoadBalancer[]>();
         for (const lb of all) {
           const key = lb.tags[TAG_SERVICE];

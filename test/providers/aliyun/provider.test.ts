@@ -204,6 +204,15 @@ describe('Aliyun SLB provider against the SLB fake', () => {
     expect(fake.calls.length).toBe(before);
   });
 
+  it('a vSwitch the API does not know is a terminal error naming vswitch-id', async () => {
+    const { provider } = buildProvider(fake, endpoint);
+    fake.failNext('CreateLoadBalancer', { status: 400, code: 'InvalidVSwitchId.NotFound', message: 'The specified VSwitchId does not exist.' });
+    await expect(provider.ensure(context(), service('web', withAliyun('address-type', 'intranet'), withAliyun('vswitch-id', 'vsw-missing')), backendsOf(nodes(1)))).rejects.toMatchObject({
+      retryable: false,
+      field: `metadata.annotations[${annotation('vswitch-id')}]`,
+    });
+  });
+
   it('reports a bad annotation as a terminal error naming it, with no call', async () => {
     const { provider } = buildProvider(fake, endpoint);
     await expect(provider.ensure(context(), service('web', withAliyun('address-type', 'public')), backendsOf(nodes(1)))).rejects.toMatchObject({
