@@ -19,6 +19,15 @@ export interface InformerHandlers<T> {
   onDelete?(object: T): void;
 }
 
+/** What consumers of an informer use: a read-only cache with change handlers. */
+export interface Cache<T> {
+  get(key: string): T | undefined;
+  list(): T[];
+  on(handlers: InformerHandlers<T>): void;
+  /** Resolves true once the first list is in, false if `signal` aborts first. */
+  waitForSync(signal?: AbortSignal): Promise<boolean>;
+}
+
 export interface InformerOptions {
   /** Collection path, e.g. `/api/v1/services` or `/apis/portico.dev/v1alpha1/addresspools`. */
   path: string;
@@ -31,6 +40,8 @@ export interface InformerOptions {
   backoffMaxMs?: number;
   clock?: Clock;
   logger?: Logger;
+  /** Told when a watch opens (true) and closes (false), for the open-watch gauge. */
+  onWatch?: (open: boolean) => void;
 }
 
 /** Watches are recycled by the server within 5-10 minutes (jittered, as client-go does). */
@@ -57,7 +68,7 @@ interface ListResponse<T> {
   metadata?: { resourceVersion?: string; continue?: string };
 }
 
-export class Informer<T extends KubeObject> {
+export class Informer<T extends KubeObject> implements Cache<T> {
   private readonly store = new Map<string, T>();
   private readonly handlers: InformerHandlers<T>[] = [];
   private synced = false;
@@ -240,6 +251,7 @@ export class Informer<T extends KubeObject> {
       cancelWatchdog = this.clock.setTimer(check, stallMs / 4);
     };
     cancelWatchdog = this.clock.setTimer(check, stallMs / 4);
+    this.options.onWatch?.(true);
     try {
       await this.client.watch<T>(
         this.options.path,
@@ -263,6 +275,7 @@ export class Informer<T extends KubeObject> {
       );
     } finally {
       cancelWatchdog();
+      this.options.onWatch?.(false);
     }
     if (state.gone) throw new GoneError('resourceVersion too old');
     if (state.stalled) throw new Error('watch stalled');

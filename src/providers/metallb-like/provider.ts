@@ -6,45 +6,43 @@
  * start of every leadership term, before any reconcile, so an address is never handed to two
  * unshared Services.
  */
-import type { V1Namespace, V1Node, V1Service } from '@kubernetes/client-node';
+import type { V1Namespace, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { AddressPool } from '../../api/address-pool.js';
 import type { Condition } from '../../api/types.js';
+import { Allocator, type AllocationRequest } from '../../ipam/allocator.js';
+import { tryParseIP } from '../../ipam/ip.js';
+import { findOverlaps, isParsedPool, parsePool, type ParsedPool } from '../../ipam/pool.js';
+import { allocationRequestFromService } from '../../ipam/request.js';
 import type { Clock } from '../../kube/clock.js';
 import type { EventSink } from '../../kube/events.js';
-import { objectKey, type Informer } from '../../kube/informer.js';
+import { objectKey, type Cache } from '../../kube/informer.js';
 import { patchStatus } from '../../kube/patch.js';
 import type { KubeClient } from '../../kube/rest.js';
-import { ProviderError, type LoadBalancerProvider, type LoadBalancerStatus, type SpecProblem } from '../provider.js';
-import { Allocator, type AllocationRequest } from './allocator.js';
-import { tryParseIP } from './ip.js';
-import { findOverlaps, isParsedPool, parsePool, type ParsedPool } from './pool.js';
-import { allocationRequestFromService } from './service-request.js';
+import { objectRef, serviceRef, splitKey } from '../../kube/refs.js';
+import { ProviderError, type LoadBalancerProvider, type LoadBalancerStatus, type ProviderContext, type ReadonlyService, type SpecProblem } from '../provider.js';
 
-export const L2_CLASS = 'portico.dev/l2' as const;
+export const L2_CLASS = 'portico.dev/l2';
 const POOL_STATUS_DEBOUNCE_MS = 500;
 
 export interface L2ProviderDeps {
   client: KubeClient;
-  pools: Informer<AddressPool>;
-  namespaces: Informer<V1Namespace>;
+  pools: Cache<AddressPool>;
+  namespaces: Cache<V1Namespace>;
+  /** To name Services (with their uid) in Events about addresses taken away by a pool edit. */
+  services: Cache<V1Service>;
   events: EventSink;
   clock: Clock;
   logger: Logger;
 }
 
-function serviceRefFromKey(key: string): { apiVersion: string; kind: string; namespace: string; name: string } {
-  const [namespace = '', name = ''] = key.split('/');
-  return { apiVersion: 'v1', kind: 'Service', namespace, name };
-}
-
-function creationTime(service: V1Service): number {
+function creationTime(service: ReadonlyService): number {
   const created = service.metadata?.creationTimestamp;
   return created ? new Date(created).getTime() : 0;
 }
 
 /** A request that only holds on to `ips` for a Service whose annotations do not parse right now. */
-function frozenRequest(service: V1Service, ips: readonly string[], namespaceLabels: Record<string, string>): AllocationRequest {
+function frozenRequest(service: ReadonlyService, ips: readonly string[], namespaceLabels: Record<string, string>): AllocationRequest {
   const families = ips.map((ip) => tryParseIP(ip)?.family ?? 'IPv4');
   return {
     key: objectKey(service),
@@ -108,7 +106,7 @@ export class L2Provider implements LoadBalancerProvider {
     for (const listener of this.listeners) listener(keys);
   }
 
-  async start(provisioned: readonly V1Service[], signal: AbortSignal): Promise<void> {
+  async start(signal: AbortSignal, provisioned: readonly ReadonlyService[]): Promise<void> {
     const synced = await Promise.all([this.deps.pools.waitForSync(signal), this.deps.namespaces.waitForSync(signal)]);
     if (!synced.every(Boolean)) return;
     this.applyPools();
@@ -130,31 +128,35 @@ export class L2Provider implements LoadBalancerProvider {
     this.schedulePoolStatus();
   }
 
-  private namespaceLabels(service: V1Service): Record<string, string> {
+  private namespaceLabels(service: ReadonlyService): Record<string, string> {
     return this.deps.namespaces.get(service.metadata?.namespace ?? '')?.metadata?.labels ?? {};
   }
 
-  private request(service: V1Service): { request: AllocationRequest } | { problems: SpecProblem[] } {
+  private request(service: ReadonlyService): { request: AllocationRequest } | { problems: SpecProblem[] } {
     return allocationRequestFromService(service, this.namespaceLabels(service));
   }
 
-  validate(service: V1Service): SpecProblem[] {
+  validate(service: ReadonlyService): SpecProblem[] {
     const request = this.request(service);
     return 'problems' in request ? request.problems : [];
   }
 
-  get(service: V1Service): Promise<{ exists: boolean; status?: LoadBalancerStatus }> {
+  holds(service: ReadonlyService): boolean {
+    return this.allocator.assignmentOf(objectKey(service)) !== undefined;
+  }
+
+  get(_ctx: ProviderContext, service: ReadonlyService): Promise<{ exists: boolean; status?: LoadBalancerStatus }> {
     const assignment = this.allocator.assignmentOf(objectKey(service));
     if (!assignment) return Promise.resolve({ exists: false });
     return Promise.resolve({ exists: true, status: this.status(service, assignment.ips) });
   }
 
-  private status(service: V1Service, ips: readonly string[]): LoadBalancerStatus {
+  private status(service: ReadonlyService, ips: readonly string[]): LoadBalancerStatus {
     const ports = (service.spec?.ports ?? []).map((p) => ({ port: p.port, protocol: (p.protocol ?? 'TCP') as 'TCP' | 'UDP' | 'SCTP' }));
     return { ingress: ips.map((ip) => ({ ip, ipMode: 'VIP' as const, ...(ports.length > 0 ? { ports } : {}) })) };
   }
 
-  ensure(service: V1Service, _nodes: readonly V1Node[]): Promise<LoadBalancerStatus> {
+  ensure(ctx: ProviderContext, service: ReadonlyService): Promise<LoadBalancerStatus> {
     const key = objectKey(service);
     const request = this.request(service);
     if ('problems' in request) {
@@ -171,7 +173,7 @@ export class L2Provider implements LoadBalancerProvider {
     }
     this.waiting.delete(key);
     if (before !== result.ips.join(',')) {
-      this.deps.events.record(serviceRefFromKey(key), 'Normal', 'IPAllocated', `Assigned IP ${JSON.stringify(result.ips)} from pool ${result.pool}`);
+      ctx.events.record('Normal', 'IPAllocated', `Assigned IP ${JSON.stringify(result.ips)} from pool ${result.pool}`);
       this.schedulePoolStatus();
       // Another Service's address may have been freed by this one moving.
       if (before !== undefined) this.capacityChanged();
@@ -179,12 +181,12 @@ export class L2Provider implements LoadBalancerProvider {
     return Promise.resolve(this.status(service, result.ips));
   }
 
-  updateNodes(): Promise<void> {
+  updateBackends(): Promise<void> {
     // Backends are the speaker's concern: it announces from an eligible node on its own.
     return Promise.resolve();
   }
 
-  ensureDeleted(service: V1Service): Promise<void> {
+  ensureDeleted(_ctx: ProviderContext, service: ReadonlyService): Promise<void> {
     const key = objectKey(service);
     this.waiting.delete(key);
     if (this.allocator.assignmentOf(key)) {
@@ -230,8 +232,8 @@ export class L2Provider implements LoadBalancerProvider {
       const previous = this.poolProblems.get(name);
       if (previous?.message !== problem.message) {
         // Cluster-scoped: no namespace on the reference, and the uid so `kubectl describe` finds it.
-        const uid = this.deps.pools.get(name)?.metadata.uid;
-        this.deps.events.record({ apiVersion: 'portico.dev/v1alpha1', kind: 'AddressPool', name, ...(uid ? { uid } : {}) }, 'Warning', problem.reason, problem.message);
+        const pool = this.deps.pools.get(name);
+        if (pool) this.deps.events.record(objectRef('portico.dev/v1alpha1', 'AddressPool', pool), 'Warning', problem.reason, problem.message);
       }
     }
     this.poolProblems = problems;
@@ -241,7 +243,9 @@ export class L2Provider implements LoadBalancerProvider {
   private poolsChanged(): void {
     const released = this.applyPools();
     for (const r of released) {
-      this.deps.events.record(serviceRefFromKey(r.key), 'Warning', 'IPReleased', `Address(es) ${r.ips.join(', ')} from pool ${r.pool} released: ${r.reason}; re-assigning`);
+      const service = this.deps.services.get(r.key);
+      const ref = service ? serviceRef(service) : { apiVersion: 'v1', kind: 'Service', namespace: splitKey(r.key).namespace, name: splitKey(r.key).name };
+      this.deps.events.record(ref, 'Warning', 'IPReleased', `Address(es) ${r.ips.join(', ')} from pool ${r.pool} released: ${r.reason}; re-assigning`);
     }
     this.deps.logger.info({ released: released.length }, 'address pools changed');
     this.schedulePoolStatus();

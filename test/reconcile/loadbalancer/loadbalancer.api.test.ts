@@ -8,7 +8,7 @@ import { applyManifest, applyYaml, type Manifest } from '../../../src/kube/apply
 import { isKubeError } from '../../../src/kube/rest.js';
 import { ProviderError } from '../../../src/providers/provider.js';
 import { FINALIZER, PROVISIONED_BY_ANNOTATION } from '../../../src/reconcile/loadbalancer/planner.js';
-import { FlakyProvider } from '../../fakes/flaky-provider.js';
+import { fakeProviderModule, FlakyProvider, TEST_CLOUD } from '../../fakes/flaky-provider.js';
 import { installCrds, readExample, startTestController, type TestController } from '../../support/controller.js';
 import { eventually, useNamespace } from '../../support/kube.js';
 
@@ -287,15 +287,15 @@ describe('controller restart', () => {
 describe('provider errors', () => {
   it('converges after a provider fails N times with retryAfter, and is terminal for unsupported specs', async () => {
     await controller.stop();
-    const flaky = new FlakyProvider('portico.dev/aws-nlb', 3, () => new ProviderError('throttled', { retryable: true, retryAfterMs: 200 }));
-    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb', '--default-class=portico.dev/l2'], { factories: { 'portico.dev/aws-nlb': () => flaky } });
-    await applyManifest(client, lbService('flaky', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
+    const flaky = new FlakyProvider(TEST_CLOUD, 3, () => new ProviderError('throttled', { retryable: true, retryAfterMs: 200 }));
+    controller = await startTestController([`--providers=portico.dev/l2,${TEST_CLOUD}`, '--default-class=portico.dev/l2'], { providerModules: [fakeProviderModule(flaky)] });
+    await applyManifest(client, lbService('flaky', { spec: { loadBalancerClass: TEST_CLOUD } }));
     const service = await waitForIngress('flaky');
     expect(ingressIPs(service)).toEqual(['flaky.lb.example.test']);
     expect(flaky.callsFor(`${ns.name}/flaky`, 'ensure').length).toBe(4);
     await waitForEvent('flaky', 'Warning', 'SyncLoadBalancerFailed');
 
-    await applyManifest(client, lbService('sctp', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' }, ports: [{ port: 5000, protocol: 'SCTP' }] }));
+    await applyManifest(client, lbService('sctp', { spec: { loadBalancerClass: TEST_CLOUD }, ports: [{ port: 5000, protocol: 'SCTP' }] }));
     const condition = await waitForCondition('sctp', 'InvalidSpec');
     expect(condition.message).toContain('spec.ports[0].protocol');
     expect(flaky.callsFor(`${ns.name}/sctp`)).toEqual([]);
@@ -307,10 +307,10 @@ describe('provider errors', () => {
 
   it('deletes the old balancer when a Service is recreated under the same name behind its back', async () => {
     await controller.stop();
-    const cloud = new FlakyProvider('portico.dev/aws-nlb', 0, () => new ProviderError('unused', { retryable: true }));
-    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb', '--default-class=portico.dev/l2'], { factories: { 'portico.dev/aws-nlb': () => cloud } });
+    const cloud = new FlakyProvider(TEST_CLOUD, 0, () => new ProviderError('unused', { retryable: true }));
+    controller = await startTestController([`--providers=portico.dev/l2,${TEST_CLOUD}`, '--default-class=portico.dev/l2'], { providerModules: [fakeProviderModule(cloud)] });
     const key = `${ns.name}/phoenix`;
-    await applyManifest(client, lbService('phoenix', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
+    await applyManifest(client, lbService('phoenix', { spec: { loadBalancerClass: TEST_CLOUD } }));
     const first = await waitForIngress('phoenix');
     // Someone deletes the Service and forces our finalizer off, then creates it again at once.
     await deleteService('phoenix');
@@ -325,7 +325,7 @@ describe('provider errors', () => {
         return isKubeError(error, 404) ? true : undefined;
       }
     }, 'the old phoenix to be gone');
-    await applyManifest(client, lbService('phoenix', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
+    await applyManifest(client, lbService('phoenix', { spec: { loadBalancerClass: TEST_CLOUD } }));
     const second = await eventually(async () => {
       const s = await getService('phoenix');
       return s.metadata?.uid !== first.metadata?.uid && readyCondition(s)?.status === 'True' ? s : undefined;
@@ -340,9 +340,9 @@ describe('provider errors', () => {
 
   it('announces EnsuringLoadBalancer only when provisioning takes a while', async () => {
     await controller.stop();
-    const slow = new FlakyProvider('portico.dev/aws-nlb', 0, () => new ProviderError('unused', { retryable: true }), 1_500);
-    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb', '--default-class=portico.dev/l2'], { factories: { 'portico.dev/aws-nlb': () => slow } });
-    await applyManifest(client, lbService('slow', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
+    const slow = new FlakyProvider(TEST_CLOUD, 0, () => new ProviderError('unused', { retryable: true }), 1_500);
+    controller = await startTestController([`--providers=portico.dev/l2,${TEST_CLOUD}`, '--default-class=portico.dev/l2'], { providerModules: [fakeProviderModule(slow)] });
+    await applyManifest(client, lbService('slow', { spec: { loadBalancerClass: TEST_CLOUD } }));
     await waitForIngress('slow');
     const reasons = await eventually(async () => {
       const r = (await eventsFor('slow')).map((e) => e.reason);
@@ -369,14 +369,14 @@ describe('nodes, resync and drift', () => {
     for (const name of nodeNames) await client.request('DELETE', `/api/v1/nodes/${name}`).catch(() => undefined);
   });
 
-  it('calls updateNodes (not ensure) only when the eligible node set changes', async () => {
+  it('calls updateBackends (not ensure) only when the eligible node set changes', async () => {
     await controller.stop();
     for (const [i, name] of nodeNames.entries()) {
       await client.request('POST', '/api/v1/nodes', { body: { metadata: { name, labels: { 'portico.dev/test': ns.name } }, status: { addresses: [{ type: 'InternalIP', address: `192.0.2.${String(60 + i)}` }] } } });
     }
-    const cloud = new FlakyProvider('portico.dev/aws-nlb', 0, () => new ProviderError('unused', { retryable: true }));
-    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb', '--default-class=portico.dev/l2'], { factories: { 'portico.dev/aws-nlb': () => cloud } });
-    await applyManifest(client, lbService('backends', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
+    const cloud = new FlakyProvider(TEST_CLOUD, 0, () => new ProviderError('unused', { retryable: true }));
+    controller = await startTestController([`--providers=portico.dev/l2,${TEST_CLOUD}`, '--default-class=portico.dev/l2'], { providerModules: [fakeProviderModule(cloud)] });
+    await applyManifest(client, lbService('backends', { spec: { loadBalancerClass: TEST_CLOUD } }));
     await waitForIngress('backends');
     const key = `${ns.name}/backends`;
     const ensured = cloud.callsFor(key, 'ensure');
@@ -386,17 +386,17 @@ describe('nodes, resync and drift', () => {
     await client.request('PATCH', `/api/v1/nodes/${nodeNames[0] ?? ''}`, { body: { metadata: { labels: { unrelated: 'x' } } }, patchType: 'merge' });
     // Excluding node b: backends updated without a full ensure.
     await client.request('PATCH', `/api/v1/nodes/${nodeNames[1] ?? ''}`, { body: { metadata: { labels: { 'node.kubernetes.io/exclude-from-external-load-balancers': 'true' } } }, patchType: 'merge' });
-    const update = await eventually(() => cloud.callsFor(key, 'updateNodes').at(-1), 'updateNodes');
+    const update = await eventually(() => cloud.callsFor(key, 'updateBackends').at(-1), 'updateBackends');
     expect(update.nodes).toContain(nodeNames[0]);
     expect(update.nodes).not.toContain(nodeNames[1]);
-    expect(cloud.callsFor(key, 'updateNodes')).toHaveLength(1);
+    expect(cloud.callsFor(key, 'updateBackends')).toHaveLength(1);
     expect(cloud.callsFor(key, 'ensure')).toHaveLength(ensured.length);
   });
 
   it('re-ensures periodically without writing when nothing drifted, and rewrites a status someone changed', async () => {
     await controller.stop();
-    const cloud = new FlakyProvider('portico.dev/aws-nlb', 0, () => new ProviderError('unused', { retryable: true }));
-    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb', '--default-class=portico.dev/l2', '--resync-period=2s'], { factories: { 'portico.dev/aws-nlb': () => cloud } });
+    const cloud = new FlakyProvider(TEST_CLOUD, 0, () => new ProviderError('unused', { retryable: true }));
+    controller = await startTestController([`--providers=portico.dev/l2,${TEST_CLOUD}`, '--default-class=portico.dev/l2', '--resync-period=2s'], { providerModules: [fakeProviderModule(cloud)] });
     const key = `${ns.name}/backends`;
     const settled = await waitForIngress('backends');
     const before = cloud.callsFor(key, 'ensure').length;

@@ -1,9 +1,9 @@
-import type { AddressPool } from '../../../src/api/address-pool.js';
-import type { LabelSelector } from '../../../src/api/types.js';
-import type { AllocationRequest, IPFamilyPolicy, Protocol } from '../../../src/providers/metallb-like/allocator.js';
-import type { IPFamily } from '../../../src/providers/metallb-like/ip.js';
-import { isParsedPool, parsePool } from '../../../src/providers/metallb-like/pool.js';
-import type { ParsedPool } from '../../../src/providers/metallb-like/pool.js';
+import type { AddressPool } from '../../src/api/address-pool.js';
+import type { LabelSelector } from '../../src/api/types.js';
+import type { AllocationRequest, IPFamilyPolicy, Protocol } from '../../src/ipam/allocator.js';
+import type { IPFamily } from '../../src/ipam/ip.js';
+import { isParsedPool, parsePool } from '../../src/ipam/pool.js';
+import type { ParsedPool } from '../../src/ipam/pool.js';
 
 // --- AddressPool ---
 

@@ -1,7 +1,7 @@
-import type { AddressPool, AddressPoolL2 } from '../../api/address-pool.js';
-import type { LabelSelector } from '../../api/types.js';
-import { compareCodeUnits, isDNS1123Label, isDNS1123Subdomain, isEmptySelector, validateSelector } from '../../kube/label-selector.js';
-import type { SpecProblem } from '../provider.js';
+import type { AddressPool, AddressPoolL2 } from '../api/address-pool.js';
+import type { LabelSelector } from '../api/types.js';
+import { compareCodeUnits, isDNS1123Label, isDNS1123Subdomain, isEmptySelector, validateSelector } from '../kube/label-selector.js';
+import type { SpecProblem } from '../api/types.js';
 import { AddressParseError, formatRange, parseAddressRange, rangeContains, rangesOverlap, rangeSize } from './ip.js';
 import type { IPAddress, IPFamily, IPRange } from './ip.js';
 

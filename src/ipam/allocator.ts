@@ -1,4 +1,4 @@
-import { compareCodeUnits, matchesSelector } from '../../kube/label-selector.js';
+import { compareCodeUnits, matchesSelector } from '../kube/label-selector.js';
 import { compareIP, formatIP, otherFamily, rangeContains, tryParseIP } from './ip.js';
 import type { IPAddress, IPFamily } from './ip.js';
 import { addressCount, capToSafeInteger, findOverlaps, isScoped, poolHasAddress, poolHasFamily } from './pool.js';
@@ -9,34 +9,10 @@ import {
   ALLOW_SHARED_IP_ANNOTATION,
   ALLOW_SHARED_IP_FIELD,
   LOAD_BALANCER_IPS_FIELD,
-} from './service-request.js';
+  type AllocationRequest,
+} from './request.js';
 
-export type IPFamilyPolicy = 'SingleStack' | 'PreferDualStack' | 'RequireDualStack';
-export type Protocol = 'TCP' | 'UDP' | 'SCTP';
-
-export interface ServicePort {
-  port: number;
-  protocol: Protocol;
-}
-
-/** What one Service asks for; built by allocationRequestFromService. */
-export interface AllocationRequest {
-  /** "namespace/name" */
-  key: string;
-  namespace: string;
-  namespaceLabels: Readonly<Record<string, string>>;
-  serviceLabels: Readonly<Record<string, string>>;
-  /** Primary first. */
-  ipFamilies: readonly IPFamily[];
-  ipFamilyPolicy: IPFamilyPolicy;
-  /** Canonical. */
-  requestedIPs: readonly string[];
-  requestedPool: string | undefined;
-  sharingKey: string | undefined;
-  ports: readonly ServicePort[];
-  /** '' for externalTrafficPolicy Cluster; `Local:<selector>` for Local. */
-  backendKey: string;
-}
+export type { AllocationRequest, IPFamilyPolicy, Protocol, ServicePort } from './request.js';
 
 export const ALLOCATION_FAILURE_REASONS = [
   'PoolExhausted',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { AddressPool } from '../../../src/api/address-pool.js';
-import { formatRange } from '../../../src/providers/metallb-like/ip.js';
+import type { AddressPool } from '../../src/api/address-pool.js';
+import { formatRange } from '../../src/ipam/ip.js';
 import {
   addressCount,
   countAddresses,
@@ -8,7 +8,7 @@ import {
   isParsedPool,
   isScoped,
   parsePool,
-} from '../../../src/providers/metallb-like/pool.js';
+} from '../../src/ipam/pool.js';
 import {
   parsed,
   pool,

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { Allocator, AllocatorError } from '../../../src/providers/metallb-like/allocator.js';
-import type { AllocationRequest, AllocationResult } from '../../../src/providers/metallb-like/allocator.js';
-import type { ParsedPool } from '../../../src/providers/metallb-like/pool.js';
-import { ADDRESS_POOL_FIELD, ALLOW_SHARED_IP_FIELD, LOAD_BALANCER_IPS_FIELD } from '../../../src/providers/metallb-like/service-request.js';
+import { Allocator, AllocatorError } from '../../src/ipam/allocator.js';
+import type { AllocationRequest, AllocationResult } from '../../src/ipam/allocator.js';
+import type { ParsedPool } from '../../src/ipam/pool.js';
+import { ADDRESS_POOL_FIELD, ALLOW_SHARED_IP_FIELD, LOAD_BALANCER_IPS_FIELD } from '../../src/ipam/request.js';
 import {
   parsed,
   req,
