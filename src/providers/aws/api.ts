@@ -62,10 +62,9 @@ export interface Target {
   port: number;
 }
 
-export type TargetState = 'initial' | 'healthy' | 'unhealthy' | 'unused' | 'draining' | 'unavailable' | 'unhealthy.draining';
-
 export interface TargetHealth extends Target {
-  state: TargetState | string;
+  /** initial, healthy, unhealthy, unused, draining, unavailable or unhealthy.draining. */
+  state: string;
 }
 
 export interface Subnet {

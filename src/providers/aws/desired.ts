@@ -198,11 +198,12 @@ export function parseServiceConfig(service: ReadonlyService): { config: ServiceC
     else problems.push({ field: field(ANNOTATIONS.proxyProtocol), message: `only "*" (all target groups) is supported, got "${bounded(proxy)}"` });
   }
 
-  const additionalTags = parsePairs(field(ANNOTATIONS.additionalResourceTags), get(ANNOTATIONS.additionalResourceTags) ?? '', problems);
-  for (const k of Object.keys(additionalTags)) {
-    if (TAG_KEY_RESERVED.test(k) || k.length > 128 || (additionalTags[k] ?? '').length > 256) {
+  const additionalTags: Record<string, string> = {};
+  for (const [k, v] of Object.entries(parsePairs(field(ANNOTATIONS.additionalResourceTags), get(ANNOTATIONS.additionalResourceTags) ?? '', problems))) {
+    if (TAG_KEY_RESERVED.test(k) || k.length > 128 || v.length > 256) {
       problems.push({ field: field(ANNOTATIONS.additionalResourceTags), message: `tag "${bounded(k)}" is reserved or too long (keys: 128, values: 256 characters; aws: and portico.dev/ are reserved)` });
-      delete additionalTags[k];
+    } else {
+      additionalTags[k] = v;
     }
   }
   if (Object.keys(additionalTags).length > MAX_ADDITIONAL_TAGS) {
@@ -301,7 +302,7 @@ function endpointTargets(slices: readonly ReadonlyEndpointSlice[], portName: str
   for (const slice of slices) {
     if (slice.addressType !== 'IPv4') continue; // ipv4 target groups
     const port = (slice.ports ?? []).find((p) => (p.name ?? '') === portName && (p.protocol ?? 'TCP') === protocol)?.port;
-    if (port === undefined || port === null) continue;
+    if (port === undefined) continue;
     for (const ep of slice.endpoints) {
       if (ep.conditions?.ready === false) continue;
       for (const address of ep.addresses) out.push({ id: address, port });
@@ -351,7 +352,7 @@ export function desiredLoadBalancer(clusterName: string, service: ReadonlyServic
     const hcProtocol = config.healthCheck.protocol ?? (localDefaults ? 'HTTP' : 'TCP');
     const healthCheck: HealthCheck = {
       protocol: hcProtocol,
-      port: config.healthCheck.port ?? (localDefaults ? String(service.spec?.healthCheckNodePort ?? 'traffic-port') : 'traffic-port'),
+      port: config.healthCheck.port ?? (localDefaults ? String(service.spec.healthCheckNodePort ?? 'traffic-port') : 'traffic-port'),
       path: hcProtocol === 'TCP' ? undefined : (config.healthCheck.path ?? (localDefaults ? '/healthz' : '/')),
       intervalSeconds: config.healthCheck.intervalSeconds ?? 10,
       timeoutSeconds: config.healthCheck.timeoutSeconds ?? (localDefaults ? 6 : 10),

@@ -19,7 +19,8 @@ export interface GarbageCollectionOptions {
 
 export async function runGarbageCollection(provider: Sweeper, options: GarbageCollectionOptions, signal: AbortSignal): Promise<void> {
   if (!(await options.services.waitForSync(signal))) return;
-  while (!signal.aborted) {
+  const stopped = (): boolean => signal.aborted;
+  while (!stopped()) {
     try {
       const live = new Set(options.services.list().map((s) => `${s.metadata?.namespace ?? ''}/${s.metadata?.name ?? ''}`));
       const result = await provider.sweep(signal, live, { dryRun: options.dryRun, logger: options.logger });
@@ -28,7 +29,7 @@ export async function runGarbageCollection(provider: Sweeper, options: GarbageCo
         options.logger.info({ ...result, dryRun: options.dryRun }, options.dryRun ? 'garbage collection (dry run): would delete' : 'garbage collection: deleted');
       }
     } catch (error) {
-      if (signal.aborted) return;
+      if (stopped()) return;
       options.logger.warn({ err: error }, 'garbage collection sweep failed; next try after the interval');
     }
     try {

@@ -137,7 +137,7 @@ export function guardApi(raw: AwsApi, options: GuardOptions): AwsApi {
 
   const wrapped: Record<string, unknown> = {};
   for (const operation of Object.keys(raw) as Operation[]) {
-    const fn = raw[operation] as (signal: AbortSignal, ...args: unknown[]) => Promise<unknown>;
+    const fn = Reflect.get(raw, operation) as (signal: AbortSignal, ...args: unknown[]) => Promise<unknown>;
     wrapped[operation] = (signal: AbortSignal, ...args: unknown[]) => call(operation, signal, () => fn.call(raw, signal, ...args));
   }
   return wrapped as unknown as AwsApi;

@@ -33,7 +33,7 @@ import {
   type TargetGroup as SdkTargetGroup,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { DescribeSubnetsCommand, EC2Client } from '@aws-sdk/client-ec2';
-import type { AwsApi, HealthCheck, HealthCheckProtocol, Listener, LoadBalancer, Scheme, TargetGroup, Tags } from './api.js';
+import type { AwsApi, HealthCheck, HealthCheckProtocol, Listener, LoadBalancer, TargetGroup, Tags } from './api.js';
 
 export interface SdkOptions {
   /** Unset: AWS_REGION / AWS_DEFAULT_REGION, else the instance metadata service. */
@@ -226,7 +226,7 @@ function toLoadBalancer(lb: SdkLoadBalancer): LoadBalancer {
     arn: lb.LoadBalancerArn ?? '',
     name: lb.LoadBalancerName ?? '',
     dnsName: lb.DNSName ?? '',
-    scheme: (lb.Scheme ?? 'internal') as Scheme,
+    scheme: lb.Scheme ?? 'internal',
     type: lb.Type ?? '',
     vpcId: lb.VpcId ?? '',
     ipAddressType: lb.IpAddressType ?? 'ipv4',

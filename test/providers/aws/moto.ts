@@ -65,7 +65,7 @@ export class RecordingApi {
   constructor(inner: AwsApi) {
     const wrapped: Record<string, unknown> = {};
     for (const operation of Object.keys(inner) as Operation[]) {
-      const fn = inner[operation] as (...args: unknown[]) => Promise<unknown>;
+      const fn = Reflect.get(inner, operation) as (...args: unknown[]) => Promise<unknown>;
       wrapped[operation] = async (...args: unknown[]) => {
         this.calls.push(operation);
         this.faults?.(operation, args.slice(1));
