@@ -53,7 +53,8 @@ export function classify(error: unknown): Exclude<CallOutcome, 'ok' | 'aborted'>
   const status = meta.$metadata?.httpStatusCode;
   if (status === 429) return 'throttled';
   if ((status !== undefined && status >= 500) || meta.$fault === 'server') return 'server-error';
-  if (NETWORK_CODES.has(code) || code === 'TimeoutError') return 'network-error';
+  const sysCode = (error as { code?: unknown } | null)?.code;
+  if (NETWORK_CODES.has(code) || (typeof sysCode === 'string' && NETWORK_CODES.has(sysCode)) || code === 'TimeoutError') return 'network-error';
   return 'client-error';
 }
 
