@@ -2,7 +2,8 @@
 import type { V1Service } from '@kubernetes/client-node';
 import { Counter } from 'prom-client';
 import { metric } from '../../kube/metrics.js';
-import { defineProvider, type FlagValues } from '../provider.js';
+import { defineProvider, type FlagValues, type ProviderModule } from '../provider.js';
+import type { AwsApi } from './api.js';
 import { AWS_NLB_CLASS } from './desired.js';
 import { guardApi } from './guard.js';
 import { AwsNlbProvider } from './provider.js';
@@ -63,39 +64,49 @@ export function parseAwsSettings(values: FlagValues): { settings: AwsSettings } 
   return problems.length > 0 ? { problems } : { settings };
 }
 
-export const awsProviderModule = defineProvider<AwsSettings>({
-  providerClass: AWS_NLB_CLASS,
-  description: 'AWS Network Load Balancers through the ELBv2 API (credentials: the AWS SDK default chain)',
-  flags: {
-    'aws-cluster-name': { type: 'string', env: 'PORTICO_AWS_CLUSTER_NAME', description: 'this cluster\'s name, written into the portico.dev/cluster tag of everything created (required)' },
-    'aws-region': { type: 'string', env: 'AWS_REGION', description: 'AWS region; unset: AWS_DEFAULT_REGION, then the instance metadata service' },
-    'aws-endpoint': { type: 'string', env: 'PORTICO_AWS_ENDPOINT', description: 'endpoint URL for the ELBv2 and EC2 APIs (tests and the demo point it at moto)' },
-    'aws-inventory-ttl': { type: 'string', default: '60s', description: 'how old the shared list of our NLBs may be for a routine re-ensure' },
-    'aws-deep-verify-interval': { type: 'string', default: '1h', description: 'how often each NLB is inspected in full (listeners, target groups, targets, attributes) even when its spec hash matches' },
-    'aws-gc-interval': { type: 'string', default: '0', description: 'how often to delete NLBs and target groups tagged with this cluster whose Service no longer exists; 0: never' },
-    'aws-gc-dry-run': { type: 'boolean', default: false, description: 'garbage collection only logs what it would delete' },
-  },
-  parseSettings: parseAwsSettings,
-  create: (deps, settings) => {
-    const name = 'portico_aws_api_calls_total';
-    const calls = metric(
-      deps.registry,
-      name,
-      Counter,
-      () => new Counter({ name, help: 'AWS API calls by operation and outcome (each retry counts)', labelNames: ['operation', 'outcome'] as const, registers: [deps.registry] }),
-    );
-    const api = guardApi(sdkApi({ region: settings.region, endpoint: settings.endpoint }), {
-      clock: deps.clock,
-      onCall: (operation, outcome) => calls.inc({ operation, outcome }),
-    });
-    return new AwsNlbProvider({
-      api,
-      clusterName: settings.clusterName,
-      clock: deps.clock,
-      logger: deps.logger,
-      inventoryTtlMs: settings.inventoryTtlMs,
-      deepVerifyIntervalMs: settings.deepVerifyIntervalMs,
-      gc: { services: deps.informers.informer<V1Service>('/api/v1/services'), intervalMs: settings.gcIntervalMs, dryRun: settings.gcDryRun },
-    });
-  },
-});
+export interface AwsModuleOptions {
+  /** Wraps the raw SDK seam (tests inject faults here, below the guard's retries). */
+  wrapApi?: (api: AwsApi) => AwsApi;
+}
+
+export const awsProviderModule = awsModule();
+
+export function awsModule(options: AwsModuleOptions = {}): ProviderModule {
+  return defineProvider<AwsSettings>({
+    providerClass: AWS_NLB_CLASS,
+    description: 'AWS Network Load Balancers through the ELBv2 API (credentials: the AWS SDK default chain)',
+    flags: {
+      'aws-cluster-name': { type: 'string', env: 'PORTICO_AWS_CLUSTER_NAME', description: 'this cluster\'s name, written into the portico.dev/cluster tag of everything created (required)' },
+      'aws-region': { type: 'string', env: 'AWS_REGION', description: 'AWS region; unset: AWS_DEFAULT_REGION, then the instance metadata service' },
+      'aws-endpoint': { type: 'string', env: 'PORTICO_AWS_ENDPOINT', description: 'endpoint URL for the ELBv2 and EC2 APIs (tests and the demo point it at moto)' },
+      'aws-inventory-ttl': { type: 'string', default: '60s', description: 'how old the shared list of our NLBs may be for a routine re-ensure' },
+      'aws-deep-verify-interval': { type: 'string', default: '1h', description: 'how often each NLB is inspected in full (listeners, target groups, targets, attributes) even when its spec hash matches' },
+      'aws-gc-interval': { type: 'string', default: '0', description: 'how often to delete NLBs and target groups tagged with this cluster whose Service no longer exists; 0: never' },
+      'aws-gc-dry-run': { type: 'boolean', default: false, description: 'garbage collection only logs what it would delete' },
+    },
+    parseSettings: parseAwsSettings,
+    create: (deps, settings) => {
+      const name = 'portico_aws_api_calls_total';
+      const calls = metric(
+        deps.registry,
+        name,
+        Counter,
+        () => new Counter({ name, help: 'AWS API calls by operation and outcome (each retry counts)', labelNames: ['operation', 'outcome'] as const, registers: [deps.registry] }),
+      );
+      const raw = sdkApi({ region: settings.region, endpoint: settings.endpoint });
+      const api = guardApi(options.wrapApi?.(raw) ?? raw, {
+        clock: deps.clock,
+        onCall: (operation, outcome) => calls.inc({ operation, outcome }),
+      });
+      return new AwsNlbProvider({
+        api,
+        clusterName: settings.clusterName,
+        clock: deps.clock,
+        logger: deps.logger,
+        inventoryTtlMs: settings.inventoryTtlMs,
+        deepVerifyIntervalMs: settings.deepVerifyIntervalMs,
+        gc: { services: deps.informers.informer<V1Service>('/api/v1/services'), intervalMs: settings.gcIntervalMs, dryRun: settings.gcDryRun },
+      });
+    },
+  });
+}
