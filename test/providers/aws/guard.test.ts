@@ -21,9 +21,9 @@ function scripted(clock: FakeClock, script: (Error | 'ok')[]): { api: AwsApi; ca
 }
 
 async function settle<T>(clock: FakeClock, promise: Promise<T>, stepMs = 1_000, steps = 200): Promise<T> {
-  let done = false;
-  const tracked = promise.finally(() => (done = true));
-  for (let i = 0; i < steps && !done; i++) await clock.advance(stepMs);
+  const state = { done: false };
+  const tracked = promise.finally(() => (state.done = true));
+  for (let i = 0; i < steps && !state.done; i++) await clock.advance(stepMs);
   return tracked;
 }
 
