@@ -278,6 +278,10 @@ export function validateService(service: ReadonlyService): SpecProblem[] {
       problems.push({ field: `spec.ports[${g.indexes[1] ?? 0}].nodePort`, message: `TCP and UDP on port ${g.port} share one TCP_UDP target group: give both the same nodePort` });
     }
   }
+  if ((service.spec?.loadBalancerSourceRanges ?? []).length > 0) {
+    // Refusing is safer than provisioning a balancer open to more than the user asked for.
+    problems.push({ field: 'spec.loadBalancerSourceRanges', message: 'not supported by portico.dev/aws-nlb yet (it needs NLB security groups); remove it and restrict access in the nodes\' security groups' });
+  }
   if (config.targetType === 'instance' && service.spec?.allocateLoadBalancerNodePorts === false) {
     problems.push({ field: 'spec.allocateLoadBalancerNodePorts', message: 'instance targets need node ports: allow them, or use nlb-target-type: ip' });
   }

@@ -41,6 +41,7 @@ describe('annotations (aws-load-balancer-controller meanings)', () => {
     ['contradicting scheme annotations', [annotate('internal', 'true'), annotate('scheme', 'internet-facing')], 'aws-load-balancer-internal', /contradicts/],
     ['SCTP', [ports({ port: 80, protocol: 'SCTP', nodePort: 30080 })], 'spec.ports[0].protocol', /SCTP/],
     ['TCP and UDP on one port with different node ports', [ports({ name: 'a', port: 53, protocol: 'TCP', nodePort: 30053 }, { name: 'b', port: 53, protocol: 'UDP', nodePort: 30054 })], 'spec.ports[1].nodePort', /same nodePort/],
+    ['source ranges (no silent open balancer)', [spec({ loadBalancerSourceRanges: ['203.0.113.0/24'] })], 'spec.loadBalancerSourceRanges', /not supported/],
     ['instance targets without node ports', [spec({ allocateLoadBalancerNodePorts: false })], 'spec.allocateLoadBalancerNodePorts', /node ports/],
   ] as const)('reports %s, naming the field', (_name, options, field, message) => {
     const problems = validateService(awsSvc('web', ...options));
