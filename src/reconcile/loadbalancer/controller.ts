@@ -203,9 +203,15 @@ export class LoadBalancerController implements HandlerTarget {
     this.refreshEligibleNodes();
     if (endpointSlices) for (const slice of endpointSlices.list()) this.indexSlice(slice);
     // Providers rebuild their state before any reconcile, from every Service that may hold
-    // something: status, marks and annotations are all evidence (a tenant can edit the latter).
-    const candidates = services.list().filter((s) => this.relevant(s) || (s.status?.loadBalancer?.ingress ?? []).length > 0);
-    for (const provider of providers.values()) await provider.start?.(signal, candidates);
+    // something of theirs: its class, our record, or our finalizer without a record. Marks can
+    // be edited (or lost while we were down): the class and the status are evidence too.
+    for (const provider of providers.values()) {
+      const mine = services.list().filter((s) => {
+        const recorded = s.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION];
+        return wantedClass(s, this.options.defaultClass) === provider.providerClass || recorded === provider.providerClass || (recorded === undefined && hasFinalizer(s));
+      });
+      await provider.start?.(signal, mine);
+    }
     return !signal.aborted;
   }
 
