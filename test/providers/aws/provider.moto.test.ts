@@ -11,7 +11,7 @@ import { guardApi } from '../../../src/providers/aws/guard.js';
 import { AwsNlbProvider, describeTags } from '../../../src/providers/aws/provider.js';
 import { createLogger } from '../../../src/kube/logger.js';
 import { ProviderError } from '../../../src/providers/provider.js';
-import { annotate, awsSvc, backends, node, ports, testContext } from './builders.js';
+import { annotate, awsSvc, backends, node, ports, slice, testContext } from './builders.js';
 import { createNetwork, motoApi, RecordingApi, runInstances, useMoto, type Network } from './moto.js';
 
 const CLUSTER = 'moto-test';
@@ -36,12 +36,12 @@ describe('AWS NLB provider against moto', () => {
 
   const nodes = (n: number) => instances.slice(0, n).map((i, k) => node(`node-${k}`, i.id, i.zone));
 
-  async function state(serviceKey: string) {
+  async function state(serviceKey: string, cluster = CLUSTER) {
     const raw = motoApi(moto.server);
     const signal = new AbortController().signal;
     const lbs = (await raw.describeLoadBalancers(signal, {})).items;
     const tags = await describeTags(raw, signal, lbs.map((l) => l.arn));
-    const ours = lbs.filter((l) => tags.get(l.arn)?.[TAG_SERVICE] === serviceKey && tags.get(l.arn)?.[TAG_CLUSTER] === CLUSTER);
+    const ours = lbs.filter((l) => tags.get(l.arn)?.[TAG_SERVICE] === serviceKey && tags.get(l.arn)?.[TAG_CLUSTER] === cluster);
     const out = [];
     for (const lb of ours) {
       const listeners = (await raw.describeListeners(signal, lb.arn)).items;
@@ -149,6 +149,43 @@ describe('AWS NLB provider against moto', () => {
     expect(after[0]?.listeners).toEqual(['80/TCP']);
   });
 
+  it('annotations reach AWS: subnets by name, attributes, target-group attributes, health check, tags, ip targets', async () => {
+    const provider = newProvider(recording);
+    const service = awsSvc(
+      'annotated',
+      annotate('scheme', 'internet-facing'),
+      annotate('subnets', 'public-us-east-1a, public-us-east-1b'),
+      annotate('nlb-target-type', 'ip'),
+      annotate('attributes', 'load_balancing.cross_zone.enabled=true'),
+      annotate('proxy-protocol', '*'),
+      annotate('target-group-attributes', 'deregistration_delay.timeout_seconds=30'),
+      annotate('healthcheck-protocol', 'HTTP'),
+      annotate('healthcheck-path', '/ready'),
+      annotate('additional-resource-tags', 'team=web'),
+    );
+    const slices = [slice('annotated', 'http', 8080, ['10.0.0.10'], ['10.0.0.11'], ['10.0.0.12', false])];
+    await provider.ensure(testContext(), service, backends(nodes(1), slices));
+    const raw = motoApi(moto.server);
+    const signal = new AbortController().signal;
+    const [only] = await state('default/annotated');
+    if (!only) throw new Error('no NLB');
+    expect([...only.lb.subnetIds].sort()).toEqual([...network.publicSubnets].sort());
+    expect(only.targets).toEqual({ 8080: ['10.0.0.10', '10.0.0.11'] });
+    expect((await raw.describeLoadBalancerAttributes(signal, only.lb.arn))['load_balancing.cross_zone.enabled']).toBe('true');
+    const [tg] = (await raw.describeTargetGroups(signal, { loadBalancerArn: only.lb.arn })).items;
+    if (!tg) throw new Error('no target group');
+    expect(tg.healthCheck).toMatchObject({ protocol: 'HTTP', path: '/ready' });
+    expect(await raw.describeTargetGroupAttributes(signal, tg.arn)).toMatchObject({ 'proxy_protocol_v2.enabled': 'true', 'deregistration_delay.timeout_seconds': '30' });
+    const tags = await describeTags(raw, signal, [only.lb.arn, tg.arn]);
+    expect(tags.get(only.lb.arn)?.team).toBe('web');
+    expect(tags.get(tg.arn)?.team).toBe('web');
+    // Changing one annotation modifies in place: same NLB, one write plus the new hash.
+    recording.reset();
+    await provider.ensure(testContext(), awsSvc('annotated', ...[annotate('scheme', 'internet-facing'), annotate('subnets', 'public-us-east-1a, public-us-east-1b'), annotate('nlb-target-type', 'ip'), annotate('attributes', 'load_balancing.cross_zone.enabled=true'), annotate('proxy-protocol', '*'), annotate('target-group-attributes', 'deregistration_delay.timeout_seconds=30'), annotate('healthcheck-protocol', 'HTTP'), annotate('healthcheck-path', '/healthy'), annotate('additional-resource-tags', 'team=web')]), backends(nodes(1), slices));
+    expect(recording.calls.filter((op) => MUTATING_OPERATIONS.has(op))).toEqual(['modifyTargetGroup', 'addTags']);
+    expect((await state('default/annotated'))[0]?.lb.arn).toBe(only.lb.arn);
+  });
+
   it('two clusters in one account never see each other\'s balancers', async () => {
     const ours = newProvider(recording);
     const theirs = newProvider(recording, 'other-cluster');
@@ -160,15 +197,18 @@ describe('AWS NLB provider against moto', () => {
   });
 
   it('garbage collection deletes what belongs to Services that are gone; dry run only reports', async () => {
-    const provider = newProvider(recording);
-    await provider.ensure(testContext(), awsSvc('keep'), backends(nodes(1)));
-    await provider.ensure(testContext(), awsSvc('orphan'), backends(nodes(1)));
-    const live = new Set(['default/keep', 'default/web', 'default/steady', 'default/nodes', 'default/ports', 'default/crash', 'default/shared-name']);
+    // A cluster of its own: the other tests' Services are not this sweep's business.
+    const provider = newProvider(recording, 'gc-cluster');
+    // Discovery skips subnets tagged for another cluster (the network is tagged for CLUSTER): list them.
+    const subnets = annotate('subnets', network.internalSubnets.join(','));
+    await provider.ensure(testContext(), awsSvc('keep', subnets), backends(nodes(1)));
+    await provider.ensure(testContext(), awsSvc('orphan', subnets), backends(nodes(1)));
+    const live = new Set(['default/keep']);
     const dry = await provider.sweep(new AbortController().signal, live, { dryRun: true, logger: createLogger('silent') });
     expect(dry.loadBalancers).toHaveLength(1);
-    expect(await state('default/orphan')).toHaveLength(1);
+    expect(await state('default/orphan', 'gc-cluster')).toHaveLength(1);
     await provider.sweep(new AbortController().signal, live, { dryRun: false, logger: createLogger('silent') });
-    expect(await state('default/orphan')).toEqual([]);
-    expect(await state('default/keep')).toHaveLength(1);
+    expect(await state('default/orphan', 'gc-cluster')).toEqual([]);
+    expect(await state('default/keep', 'gc-cluster')).toHaveLength(1);
   });
 });
