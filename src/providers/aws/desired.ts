@@ -307,7 +307,9 @@ function endpointTargets(slices: readonly ReadonlyEndpointSlice[], portName: str
     if (slice.addressType !== 'IPv4') continue; // ipv4 target groups
     const port = (slice.ports ?? []).find((p) => (p.name ?? '') === portName && (p.protocol ?? 'TCP') === protocol)?.port;
     if (port === undefined) continue;
-    for (const ep of slice.endpoints) {
+    // The API server sends `endpoints: null` for an empty slice, whatever the type says.
+    const endpoints = slice.endpoints as ReadonlyEndpointSlice['endpoints'] | null;
+    for (const ep of endpoints ?? []) {
       if (ep.conditions?.ready === false) continue;
       for (const address of ep.addresses) out.push({ id: address, port });
     }

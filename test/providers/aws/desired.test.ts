@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import type { V1EndpointSlice } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { ANNOTATIONS, TAG_CLUSTER, TAG_RESOURCE, TAG_SERVICE, desiredLoadBalancer, instanceId, parseServiceConfig, validateService } from '../../../src/providers/aws/desired.js';
 import { annotate, awsSvc, backends, node, ports, slice, spec } from './builders.js';
@@ -88,6 +89,12 @@ describe('desiredLoadBalancer', () => {
     const slices = [slice('pods', 'http', 8080, ['10.1.0.1'], ['10.1.0.2', false], ['10.1.0.3']), slice('pods', 'other', 9090, ['10.1.0.9'])];
     const { desired } = desiredLoadBalancer('prod', service, backends(nodes, slices));
     expect(desired.ports[0]?.targetGroup).toMatchObject({ targetType: 'ip', port: 8080, targets: [{ id: '10.1.0.1', port: 8080 }, { id: '10.1.0.3', port: 8080 }] });
+  });
+
+  it('ip targets: a slice without endpoints (endpoints: null from the API server) gives none', () => {
+    const empty = { ...slice('pods', 'http', 8080), endpoints: null } as unknown as V1EndpointSlice;
+    const { desired } = desiredLoadBalancer('prod', awsSvc('pods', annotate('nlb-target-type', 'ip')), backends(nodes, [empty]));
+    expect(desired.ports[0]?.targetGroup.targets).toEqual([]);
   });
 
   it('the spec hash changes with anything that matters and only then', () => {
