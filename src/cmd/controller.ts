@@ -2,6 +2,7 @@
  * `portico controller`: builds the client, informers, providers and controllers from one
  * Config, serves /healthz, /readyz and /metrics, and reconciles only while it leads.
  */
+import { setMaxListeners } from 'node:events';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ import type { LoadBalancerProvider, ProviderClass, ProviderModule } from '../pro
 import { PROVIDER_MODULES } from '../providers/registry.js';
 import { createLoadBalancerModule } from '../reconcile/loadbalancer/controller.js';
 import type { ControllerModule, ModuleDeps } from '../reconcile/module.js';
+import { packageVersion } from '../paths.js';
 import { ConfigError, parseListenAddress, type ControllerConfig } from './config.js';
 
 export const COMPONENT = 'portico-controller';
@@ -73,6 +75,8 @@ interface TermOptions {
  */
 async function runTerm(options: TermOptions, signal: AbortSignal): Promise<void> {
   const { config, client, registry, logger, clock } = options;
+  // Every informer, worker and in-flight call of the term listens on this one signal.
+  setMaxListeners(1_000, signal);
   const events = new EventRecorder(client, COMPONENT, { clock, logger: logger.child({ component: 'events' }), registry });
   options.onEvents?.(events);
   const informers = new SharedInformers(client, { clock, logger, registry });
@@ -120,7 +124,8 @@ export async function startController(config: ControllerConfig, signal: AbortSig
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config.logLevel);
   const kc = loadKubeConfig(config.kubeconfig);
-  const client = new RestClient(kc, COMPONENT);
+  // The identity in the user agent attributes every request in the API server's audit log.
+  const client = new RestClient(kc, `${COMPONENT}/${packageVersion()} (${config.identity})`);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 

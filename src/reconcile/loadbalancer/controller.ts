@@ -263,7 +263,11 @@ export class LoadBalancerController implements HandlerTarget {
     const work = new AbortController();
     const entry = { work, supersedable: true };
     this.inflight.set(key, entry);
-    const signal = AbortSignal.any([termSignal, work.signal]);
+    // Linked by hand and unlinked in `finally`: one listener per in-flight key, none left behind.
+    const endOfTerm = (): void => work.abort(termSignal.reason);
+    if (termSignal.aborted) endOfTerm();
+    else termSignal.addEventListener('abort', endOfTerm, { once: true });
+    const signal = work.signal;
     try {
       const outcome = await this.reconcile(key, log, signal);
       this.metrics.reconciles.inc({ result: outcome.kind });
@@ -276,6 +280,7 @@ export class LoadBalancerController implements HandlerTarget {
       log.error({ err: error }, 'reconcile failed');
       return retry(error);
     } finally {
+      termSignal.removeEventListener('abort', endOfTerm);
       if (this.inflight.get(key) === entry) this.inflight.delete(key);
       this.metrics.duration.observe((this.options.clock.now() - started) / 1000);
     }
