@@ -8,9 +8,11 @@ import { createLogger } from '../../../src/kube/logger.js';
 import { MUTATING_OPERATIONS, type AwsApi, type Operation } from '../../../src/providers/aws/api.js';
 import { guardApi } from '../../../src/providers/aws/guard.js';
 import { AwsNlbProvider } from '../../../src/providers/aws/provider.js';
+import { sdkApi } from '../../../src/providers/aws/sdk.js';
 import { ProviderError } from '../../../src/providers/provider.js';
 import { annotate, awsSvc, backends, node, testContext } from './builders.js';
-import { createNetwork, motoApi, RecordingApi, runInstances, useMoto } from './moto.js';
+import { createNetwork, motoApi, RecordingApi, REGION, runInstances, TEST_CREDENTIALS, useMoto } from './moto.js';
+import { startFaultProxy } from './wire-faults.js';
 
 const CLUSTER = 'faults';
 /** The default buckets pace writes at 5/s; this suite's dozens of NLBs need no pacing against moto. */
@@ -69,6 +71,48 @@ describe('AWS NLB provider under injected faults', () => {
     expect((await raw.describeListeners(signal, lbs[0]?.arn ?? '')).items).toHaveLength(1);
     // Every operation used was refused twice before it went through.
     expect([...failures.values()].every((n) => n >= 3)).toBe(true);
+  });
+
+  it('real AWS error documents on the wire (Throttling, 503): the SDK\'s errors are classified and retried', async () => {
+    const proxy = await startFaultProxy(moto.server.endpoint);
+    try {
+      const seen = new Map<string, number>();
+      proxy.decide = (action) => {
+        const n = seen.get(action) ?? 0;
+        seen.set(action, n + 1);
+        if (n === 0) return { status: 400, code: 'Throttling', message: 'Rate exceeded' };
+        if (n === 1 && action.startsWith('Create')) return { status: 503, code: 'ServiceUnavailable', message: 'Service Unavailable' };
+        return undefined;
+      };
+      const outcomes: string[] = [];
+      const api = guardApi(sdkApi({ region: REGION, endpoint: proxy.endpoint, credentials: TEST_CREDENTIALS }), { clock: systemClock, baseDelayMs: 1, maxDelayMs: 5, limits: FAST, onCall: (op, outcome) => outcomes.push(`${op}:${outcome}`) });
+      const p = new AwsNlbProvider({ api, clusterName: CLUSTER, clock: systemClock, logger: createLogger('silent') });
+      const status = await p.ensure(testContext(), awsSvc('wire'), backends(nodes));
+      expect(status.ingress[0]?.hostname).toMatch(/elb/);
+      expect(outcomes).toContain('createLoadBalancer:throttled');
+      expect(outcomes).toContain('createLoadBalancer:server-error');
+      expect(outcomes).toContain('createLoadBalancer:ok');
+      expect(proxy.actions.filter((a) => a === 'CreateLoadBalancer')).toHaveLength(3);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('retries exhausted under a throttling storm: a retryable ProviderError that says so, with a delay', async () => {
+    const proxy = await startFaultProxy(moto.server.endpoint);
+    try {
+      proxy.decide = () => ({ status: 400, code: 'Throttling', message: 'Rate exceeded' });
+      const api = guardApi(sdkApi({ region: REGION, endpoint: proxy.endpoint, credentials: TEST_CREDENTIALS }), { clock: systemClock, baseDelayMs: 1, maxDelayMs: 5, maxAttempts: 3, limits: FAST });
+      const p = new AwsNlbProvider({ api, clusterName: CLUSTER, clock: systemClock, logger: createLogger('silent') });
+      const error = (await p.ensure(testContext(), awsSvc('storm-forever'), backends(nodes)).catch((e: unknown) => e)) as ProviderError;
+      expect(error).toBeInstanceOf(ProviderError);
+      expect(error.retryable).toBe(true);
+      expect(error.retryAfterMs).toBe(30_000);
+      expect(error.message).toMatch(/throttled after 3 attempts/);
+      expect(proxy.actions).toHaveLength(3);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('a partial failure (targets refused half-way) leaves no spec hash, so the next ensure finishes the job', async () => {
