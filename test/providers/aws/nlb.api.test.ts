@@ -115,6 +115,37 @@ describe('portico.dev/aws-nlb with the real controller', () => {
     }
   });
 
+  it('ip targets follow the Service\'s EndpointSlices', async () => {
+    const controller = await startTestController(flags());
+    try {
+      const slicePath = `/apis/discovery.k8s.io/v1/namespaces/${ns.name}/endpointslices`;
+      const endpoints = (ips: string[]) => ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } }));
+      await client.request('POST', slicePath, {
+        body: {
+          apiVersion: 'discovery.k8s.io/v1',
+          kind: 'EndpointSlice',
+          metadata: { name: 'pods-1', labels: { 'kubernetes.io/service-name': 'pods', 'endpointslice.kubernetes.io/managed-by': 'portico-test' } },
+          addressType: 'IPv4',
+          ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+          endpoints: endpoints(['10.0.1.5', '10.0.1.6']),
+        },
+      });
+      await client.request('POST', `/api/v1/namespaces/${ns.name}/services`, {
+        body: {
+          metadata: { name: 'pods', annotations: { 'service.beta.kubernetes.io/aws-load-balancer-nlb-target-type': 'ip' } },
+          spec: { type: 'LoadBalancer', loadBalancerClass: 'portico.dev/aws-nlb', ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+        },
+      });
+      await eventually(async () => ((await observe('pods'))[0]?.targets.join() === '10.0.1.5,10.0.1.6' ? true : undefined), 'the pod IPs registered');
+      await client.request('PATCH', `${slicePath}/pods-1`, { body: { endpoints: endpoints(['10.0.1.6', '10.0.1.7']) }, patchType: 'merge' });
+      await eventually(async () => ((await observe('pods'))[0]?.targets.join() === '10.0.1.6,10.0.1.7' ? true : undefined), 'the new pod registered, the gone one deregistered');
+      await client.request('DELETE', `/api/v1/namespaces/${ns.name}/services/pods`);
+      await eventually(async () => ((await observe('pods')).length === 0 ? true : undefined), 'the NLB deleted');
+    } finally {
+      await controller.stop();
+    }
+  });
+
   it('killed after creating the NLB and before its listeners: after a restart, exactly one NLB, complete', async () => {
     if (nodeNames.length === 0) await addNode(1);
     let reached: (() => void) | undefined;
