@@ -92,6 +92,8 @@ describe('portico.dev/aws-nlb with the real controller', () => {
       const nodePort = service.spec?.ports?.[0]?.nodePort ?? 0;
       const twoNodes = [instances[0]?.id, instances[1]?.id].sort();
       expect(await observe('web')).toEqual([{ dnsName: hostname, listeners: ['80/TCP'], targetGroups: [nodePort], targets: twoNodes }]);
+      const calls = await controller.running.registry.getSingleMetric('portico_aws_api_calls_total')?.get();
+      expect(calls?.values.find((v) => v.labels.operation === 'createLoadBalancer' && v.labels.outcome === 'ok')?.value).toBe(1);
 
       await addNode(2);
       await eventually(async () => ((await observe('web'))[0]?.targets.length === 3 ? true : undefined), 'the new node registered');
