@@ -18,6 +18,7 @@ export interface AwsSettings {
   /** 0: no garbage collection. */
   gcIntervalMs: number;
   gcDryRun: boolean;
+  externalManagedTags: string[];
 }
 
 /** `1500ms`, `15s`, `10m`, `1h`, or `0` -> milliseconds. */
@@ -60,6 +61,7 @@ export function parseAwsSettings(values: FlagValues): { settings: AwsSettings } 
     deepVerifyIntervalMs: duration('aws-deep-verify-interval', 3_600_000),
     gcIntervalMs: duration('aws-gc-interval', 0),
     gcDryRun: values['aws-gc-dry-run'] === true,
+    externalManagedTags: (str('aws-external-managed-tags') ?? '').split(',').map((t) => t.trim()).filter(Boolean),
   };
   return problems.length > 0 ? { problems } : { settings };
 }
@@ -82,6 +84,7 @@ export function awsModule(options: AwsModuleOptions = {}): ProviderModule {
       'aws-inventory-ttl': { type: 'string', default: '60s', description: 'how old the shared list of our NLBs may be for a routine re-ensure' },
       'aws-deep-verify-interval': { type: 'string', default: '1h', description: 'how often each NLB is inspected in full (listeners, target groups, targets, attributes) even when its spec hash matches' },
       'aws-gc-interval': { type: 'string', default: '0', description: 'how often to delete NLBs and target groups tagged with this cluster whose Service no longer exists; 0: never' },
+      'aws-external-managed-tags': { type: 'string', description: 'comma-separated tag keys other tools manage on Portico\'s resources: never removed (all other tags Portico did not ask for are)' },
       'aws-gc-dry-run': { type: 'boolean', default: false, description: 'garbage collection only logs what it would delete' },
     },
     parseSettings: parseAwsSettings,
@@ -105,6 +108,7 @@ export function awsModule(options: AwsModuleOptions = {}): ProviderModule {
         logger: deps.logger,
         inventoryTtlMs: settings.inventoryTtlMs,
         deepVerifyIntervalMs: settings.deepVerifyIntervalMs,
+      externalTagKeys: settings.externalManagedTags,
         gc: { services: deps.informers.informer<V1Service>('/api/v1/services'), intervalMs: settings.gcIntervalMs, dryRun: settings.gcDryRun },
       });
     },

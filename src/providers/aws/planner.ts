@@ -3,7 +3,7 @@
  * reads the actual state, runs the actions and reads nothing it does not need.
  */
 import type { HealthCheck, IpAddressType, Listener, ListenerProtocol, LoadBalancer, Tags, Target, TargetGroup, TargetHealth } from './api.js';
-import type { DesiredLoadBalancer, DesiredTargetGroup } from './desired.js';
+import { TAG_SPEC_HASH, type DesiredLoadBalancer, type DesiredTargetGroup } from './desired.js';
 
 /** Per call, at most (the API allows more for some target types; 200 fits them all). */
 export const MAX_TARGETS_PER_CALL = 200;
@@ -33,6 +33,7 @@ export type Action =
   | { kind: 'setSubnets'; subnetIds: readonly string[] }
   | { kind: 'modifyLoadBalancerAttributes'; attributes: Readonly<Record<string, string>> }
   | { kind: 'addTags'; target: TargetGroupRef | 'load-balancer'; tags: Tags }
+  | { kind: 'removeTags'; target: TargetGroupRef | 'load-balancer'; keys: readonly string[] }
   | { kind: 'createTargetGroup'; port: number; spec: DesiredTargetGroup }
   | { kind: 'modifyTargetGroup'; target: TargetGroupRef; healthCheck: HealthCheck }
   | { kind: 'modifyTargetGroupAttributes'; target: TargetGroupRef; attributes: Readonly<Record<string, string>> }
@@ -51,6 +52,21 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
 
 function changedEntries(desired: Readonly<Record<string, string>>, actual: Readonly<Record<string, string>>): Record<string, string> {
   return Object.fromEntries(Object.entries(desired).filter(([k, v]) => actual[k] !== v));
+}
+
+export interface PlanOptions {
+  /** Tag keys someone else manages on our resources (`--aws-external-managed-tags`): never removed. */
+  externalTagKeys?: ReadonlySet<string>;
+}
+
+/**
+ * Tags on our resource that we did not ask for: removed (as aws-load-balancer-controller does),
+ * except AWS's own (`aws:`), the spec hash, and the keys others manage.
+ */
+function extraTagKeys(desired: Tags, actual: Tags, options: PlanOptions): string[] {
+  return Object.keys(actual)
+    .filter((k) => !(k in desired) && !k.startsWith('aws:') && k !== TAG_SPEC_HASH && options.externalTagKeys?.has(k) !== true)
+    .sort();
 }
 
 const targetKey = (t: Target): string => `${t.id}:${t.port}`;
@@ -73,7 +89,7 @@ export function sameHealthCheck(a: HealthCheck, b: HealthCheck): boolean {
  * `subnetIds`: the resolved subnets when the Service lists them (compared and set); undefined
  * when they were discovered at creation (not compared: discovery results drift with tags).
  */
-export function planLoadBalancer(desired: DesiredLoadBalancer, actual: ActualState, subnetIds?: readonly string[]): Action[] {
+export function planLoadBalancer(desired: DesiredLoadBalancer, actual: ActualState, subnetIds?: readonly string[], options: PlanOptions = {}): Action[] {
   if (actual.lb.scheme !== desired.scheme) return [{ kind: 'replaceLoadBalancer', reason: `scheme changed from ${actual.lb.scheme} to ${desired.scheme}` }];
   if (actual.lb.name !== desired.name) return [{ kind: 'replaceLoadBalancer', reason: `name changed from ${actual.lb.name} to ${desired.name}` }];
 
@@ -84,6 +100,8 @@ export function planLoadBalancer(desired: DesiredLoadBalancer, actual: ActualSta
   if (Object.keys(lbAttributes).length > 0) actions.push({ kind: 'modifyLoadBalancerAttributes', attributes: lbAttributes });
   const lbTags = changedEntries(desired.tags, actual.tags);
   if (Object.keys(lbTags).length > 0) actions.push({ kind: 'addTags', target: 'load-balancer', tags: lbTags });
+  const lbExtra = extraTagKeys(desired.tags, actual.tags, options);
+  if (lbExtra.length > 0) actions.push({ kind: 'removeTags', target: 'load-balancer', keys: lbExtra });
 
   // Target groups first (listeners point at them), with their targets registered before traffic arrives.
   const tgByName = new Map(actual.targetGroups.map((t) => [t.tg.name, t]));
@@ -106,6 +124,8 @@ export function planLoadBalancer(desired: DesiredLoadBalancer, actual: ActualSta
     if (Object.keys(tgAttributes).length > 0) actions.push({ kind: 'modifyTargetGroupAttributes', target: ref, attributes: tgAttributes });
     const tgTags = changedEntries(want.tags, have.tags);
     if (Object.keys(tgTags).length > 0) actions.push({ kind: 'addTags', target: ref, tags: tgTags });
+    const tgExtra = extraTagKeys(want.tags, have.tags, options);
+    if (tgExtra.length > 0) actions.push({ kind: 'removeTags', target: ref, keys: tgExtra });
     const registered = have.targets.filter((t) => !DRAINING.has(t.state));
     const registeredKeys = new Set(registered.map(targetKey));
     const wantedKeys = new Set(want.targets.map(targetKey));

@@ -45,6 +45,8 @@ export interface AwsProviderOptions {
   inventoryTtlMs?: number;
   /** How often each Service's NLB is inspected in full even when its spec hash matches. */
   deepVerifyIntervalMs?: number;
+  /** Tag keys others manage on our resources: never removed. */
+  externalTagKeys?: readonly string[];
   /** Runs a garbage-collection loop during each leadership term. */
   gc?: Omit<GarbageCollectionOptions, 'clock' | 'logger'>;
 }
@@ -192,11 +194,13 @@ export class AwsNlbProvider implements LoadBalancerProvider {
   private readonly inventoryTtlMs: number;
   private readonly deepVerifyIntervalMs: number;
   private gcTerm: AbortController | undefined;
+  private readonly externalTagKeys: ReadonlySet<string>;
 
   constructor(private readonly options: AwsProviderOptions) {
     this.inventory = new Inventory(options.api, options.clusterName, options.clock);
     this.inventoryTtlMs = options.inventoryTtlMs ?? 60_000;
     this.deepVerifyIntervalMs = options.deepVerifyIntervalMs ?? 60 * 60_000;
+    this.externalTagKeys = new Set(options.externalTagKeys ?? []);
   }
 
   private get api(): AwsApi {
@@ -332,7 +336,7 @@ export class AwsNlbProvider implements LoadBalancerProvider {
     }
 
     const actual = await this.describe(signal, desired, current);
-    const actions = planLoadBalancer(desired, actual, desired.subnets.kind === 'listed' ? await resolveSubnets() : undefined);
+    const actions = planLoadBalancer(desired, actual, desired.subnets.kind === 'listed' ? await resolveSubnets() : undefined, { externalTagKeys: this.externalTagKeys });
     const replace = actions.find((a): a is Extract<Action, { kind: 'replaceLoadBalancer' }> => a.kind === 'replaceLoadBalancer');
     if (replace !== undefined) {
       ctx.events.record('Normal', 'ReplacingLoadBalancer', `Replacing NLB ${current.lb.name}: ${replace.reason}`);
@@ -348,7 +352,9 @@ export class AwsNlbProvider implements LoadBalancerProvider {
       signal.throwIfAborted();
       await this.api.addTags(signal, [current.lb.arn], { [TAG_SPEC_HASH]: desired.specHash });
     }
-    this.inventory.put(desired.serviceKey, { lb: current.lb, tags: { ...actual.tags, ...desired.tags, [TAG_SPEC_HASH]: desired.specHash } });
+    const removed = new Set(actions.flatMap((a) => (a.kind === 'removeTags' && a.target === 'load-balancer' ? a.keys : [])));
+    const kept = Object.fromEntries(Object.entries(actual.tags).filter(([k]) => !removed.has(k)));
+    this.inventory.put(desired.serviceKey, { lb: current.lb, tags: { ...kept, ...desired.tags, [TAG_SPEC_HASH]: desired.specHash } });
     this.verifiedAt.set(desired.serviceKey, this.options.clock.now());
     if (actions.length > 0) ctx.logger.info({ loadBalancer: current.lb.arn, actions: actions.map((a) => a.kind) }, 'converged NLB');
     return statusOf(current.lb);
@@ -450,6 +456,9 @@ export class AwsNlbProvider implements LoadBalancerProvider {
           break;
         case 'addTags':
           await this.api.addTags(signal, [action.target === 'load-balancer' ? lbArn : arnOf(action.target)], action.tags);
+          break;
+        case 'removeTags':
+          await this.api.removeTags(signal, [action.target === 'load-balancer' ? lbArn : arnOf(action.target)], action.keys);
           break;
         case 'createTargetGroup': {
           const tg = await this.api.createTargetGroup(signal, {

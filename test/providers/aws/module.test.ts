@@ -10,7 +10,7 @@ describe('AWS provider settings', () => {
 
   it('parses flags into settings with documented defaults', () => {
     expect(parseAwsSettings({ 'aws-cluster-name': 'prod', 'aws-region': 'eu-west-1', 'aws-gc-interval': '1h', 'aws-gc-dry-run': true })).toEqual({
-      settings: { clusterName: 'prod', region: 'eu-west-1', endpoint: undefined, inventoryTtlMs: 60_000, deepVerifyIntervalMs: 3_600_000, gcIntervalMs: 3_600_000, gcDryRun: true },
+      settings: { clusterName: 'prod', region: 'eu-west-1', endpoint: undefined, inventoryTtlMs: 60_000, deepVerifyIntervalMs: 3_600_000, gcIntervalMs: 3_600_000, gcDryRun: true, externalManagedTags: [] },
     });
   });
 

@@ -67,6 +67,19 @@ describe('planLoadBalancer', () => {
     ]);
   });
 
+  it('tags we did not ask for are removed, except AWS\'s own, the spec hash and externally managed keys', () => {
+    const d = desired(annotate('additional-resource-tags', 'team=web'));
+    const actual = converged(d);
+    const lbTags = { ...actual.tags, old: 'x', 'aws:cloudformation:stack-name': 's', 'portico.dev/spec-hash': 'h', 'cost-center': '42' };
+    const tg = actual.targetGroups[0];
+    if (!tg) throw new Error('no tg');
+    const actions = planLoadBalancer(d, { ...actual, tags: lbTags, targetGroups: [{ ...tg, tags: { ...tg.tags, old: 'y' } }] }, undefined, { externalTagKeys: new Set(['cost-center']) });
+    expect(actions).toEqual([
+      { kind: 'removeTags', target: 'load-balancer', keys: ['old'] },
+      { kind: 'removeTags', target: { arn: 'arn:tg0' }, keys: ['old'] },
+    ]);
+  });
+
   it('only changed attributes are written', () => {
     const d = desired(annotate('attributes', 'a.b=1,c.d=2'));
     const actual = { ...converged(d), attributes: { 'a.b': '1', 'c.d': '3', 'e.f': 'x' } };

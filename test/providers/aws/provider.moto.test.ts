@@ -184,6 +184,12 @@ describe('AWS NLB provider against moto', () => {
     await provider.ensure(testContext(), awsSvc('annotated', ...[annotate('scheme', 'internet-facing'), annotate('subnets', 'public-us-east-1a, public-us-east-1b'), annotate('nlb-target-type', 'ip'), annotate('attributes', 'load_balancing.cross_zone.enabled=true'), annotate('proxy-protocol', '*'), annotate('target-group-attributes', 'deregistration_delay.timeout_seconds=30'), annotate('healthcheck-protocol', 'HTTP'), annotate('healthcheck-path', '/healthy'), annotate('additional-resource-tags', 'team=web')]), backends(nodes(1), slices));
     expect(recording.calls.filter((op) => MUTATING_OPERATIONS.has(op))).toEqual(['modifyTargetGroup', 'addTags']);
     expect((await state('default/annotated'))[0]?.lb.arn).toBe(only.lb.arn);
+    // Dropping the additional tag removes it from the NLB and the target group (ownership tags stay).
+    await provider.ensure(testContext(), awsSvc('annotated', ...[annotate('scheme', 'internet-facing'), annotate('subnets', 'public-us-east-1a, public-us-east-1b'), annotate('nlb-target-type', 'ip'), annotate('attributes', 'load_balancing.cross_zone.enabled=true'), annotate('proxy-protocol', '*'), annotate('target-group-attributes', 'deregistration_delay.timeout_seconds=30'), annotate('healthcheck-protocol', 'HTTP'), annotate('healthcheck-path', '/healthy')]), backends(nodes(1), slices));
+    const after = await describeTags(raw, signal, [only.lb.arn, tg.arn]);
+    expect(after.get(only.lb.arn)?.team).toBeUndefined();
+    expect(after.get(tg.arn)?.team).toBeUndefined();
+    expect(after.get(only.lb.arn)?.[TAG_SERVICE]).toBe('default/annotated');
   });
 
   it('two clusters in one account never see each other\'s balancers', async () => {
