@@ -195,6 +195,7 @@ export class AwsNlbProvider implements LoadBalancerProvider {
   private readonly deepVerifyIntervalMs: number;
   private gcTerm: AbortController | undefined;
   private readonly externalTagKeys: ReadonlySet<string>;
+  private readonly discovered = new Map<string, { at: number; ids: string[] }>();
 
   constructor(private readonly options: AwsProviderOptions) {
     this.inventory = new Inventory(options.api, options.clusterName, options.clock);
@@ -213,6 +214,7 @@ export class AwsNlbProvider implements LoadBalancerProvider {
 
   start(signal: AbortSignal): Promise<void> {
     this.inventory.clear();
+    this.discovered.clear();
     this.verifiedAt.clear();
     const gc = this.options.gc;
     if (gc !== undefined && gc.intervalMs > 0) {
@@ -321,11 +323,13 @@ export class AwsNlbProvider implements LoadBalancerProvider {
     let subnetIds: readonly string[] | undefined;
     const resolveSubnets = async (): Promise<readonly string[]> => (subnetIds ??= await this.resolveSubnets(signal, desired.subnets));
 
+    let created = false;
     if (current === undefined) {
       // The inventory may predate a balancer we made before a restart: ask by name, and adopt it
       // only if its tags say it is ours for this Service.
       current = await this.findByName(signal, desired);
       if (current === undefined) {
+        created = true;
         signal.throwIfAborted();
         const lb = await this.api.createLoadBalancer(signal, { name: desired.name, scheme: desired.scheme, ipAddressType: desired.ipAddressType, subnetIds: await resolveSubnets(), tags: desired.tags });
         current = { lb, tags: desired.tags };
@@ -335,7 +339,9 @@ export class AwsNlbProvider implements LoadBalancerProvider {
       this.inventory.put(desired.serviceKey, current);
     }
 
-    const actual = await this.describe(signal, desired, current);
+    // A balancer made just now has no listeners, target groups attached or attributes set: only
+    // target groups a crashed earlier attempt created can exist (found by name).
+    const actual = created ? await this.describeNew(signal, desired, current) : await this.describe(signal, desired, current);
     const actions = planLoadBalancer(desired, actual, desired.subnets.kind === 'listed' ? await resolveSubnets() : undefined, { externalTagKeys: this.externalTagKeys });
     const replace = actions.find((a): a is Extract<Action, { kind: 'replaceLoadBalancer' }> => a.kind === 'replaceLoadBalancer');
     if (replace !== undefined) {
@@ -398,6 +404,12 @@ export class AwsNlbProvider implements LoadBalancerProvider {
       ...(await Promise.all(byName.map(async (t) => this.describeTargetGroup(signal, t.tg, t.tags)))),
     ];
     return { lb: current.lb, tags: current.tags, attributes, listeners, targetGroups };
+  }
+
+  private async describeNew(signal: AbortSignal, desired: DesiredLoadBalancer, current: OwnedLoadBalancer): Promise<ActualState> {
+    const byName = await this.targetGroupsByName(signal, desired, []);
+    const targetGroups = await Promise.all(byName.map(async (t) => this.describeTargetGroup(signal, t.tg, t.tags)));
+    return { lb: current.lb, tags: current.tags, attributes: {}, listeners: [], targetGroups };
   }
 
   private async describeTargetGroup(signal: AbortSignal, tg: TargetGroup, tags: Tags): Promise<ActualTargetGroup> {
@@ -554,6 +566,10 @@ export class AwsNlbProvider implements LoadBalancerProvider {
       return [...ids, ...byName.map((s) => s.id)];
     }
     // aws-load-balancer-controller's discovery: the role tag, and our cluster's tag or no cluster tag; one subnet per zone.
+    // Cached as long as the inventory: a burst of new Services asks EC2 once.
+    const cached = this.discovered.get(selection.role);
+    if (cached !== undefined && this.options.clock.now() - cached.at <= this.inventoryTtlMs) return cached.ids;
+    const started = this.options.clock.now();
     const candidates = await allPages<Subnet>((next) => this.api.describeSubnets(signal, { filters: [{ name: 'tag-key', values: [selection.role] }], next }));
     const clusterTag = `kubernetes.io/cluster/${this.options.clusterName}`;
     const eligible = candidates.filter((s) => s.tags[clusterTag] !== undefined || !Object.keys(s.tags).some((k) => k.startsWith('kubernetes.io/cluster/')));
@@ -568,6 +584,8 @@ export class AwsNlbProvider implements LoadBalancerProvider {
         reason: 'NotReady',
       });
     }
-    return [...byZone.values()].map((s) => s.id).sort();
+    const ids = [...byZone.values()].map((s) => s.id).sort();
+    this.discovered.set(selection.role, { at: started, ids });
+    return ids;
   }
 }
