@@ -232,6 +232,23 @@ describe('one address, one owner', () => {
     await remove('next');
   });
 
+  it('every Event is found the way kubectl describe looks for it (by the object\'s uid)', async () => {
+    const p = await usePool('describe', ['198.51.100.110-198.51.100.111']);
+    await applyManifest(client, lbService('described', { annotations: { 'portico.dev/address-pool': p } }));
+    await addressOf('described');
+    // The pool moves away from its address: IPReleased, then a new IPAllocated.
+    await applyManifest(client, pool(p, ['198.51.100.112/32'], { allocation: { namespaces: [ns.name, other.name] } }));
+    const service = await get('described');
+    const byUid = async (uid: string, namespace: string): Promise<string[]> =>
+      (await client.request<{ items: { reason: string }[] }>('GET', `/api/v1/namespaces/${namespace}/events`, { query: { fieldSelector: `involvedObject.uid=${uid}` } })).items.map((e) => e.reason);
+    const reasons = await eventually(async () => {
+      const r = await byUid(service.metadata?.uid ?? '', ns.name);
+      return ['IPAllocated', 'EnsuredLoadBalancer', 'IPReleased'].every((x) => r.includes(x)) ? r : undefined;
+    }, 'the Service Events by uid');
+    expect(reasons).toEqual(expect.arrayContaining(['IPAllocated', 'EnsuredLoadBalancer', 'IPReleased']));
+    await remove('described');
+  });
+
   it('never hands out loopback, the Service CIDR or a node address; the pool says so', async () => {
     const p = await usePool('special', ['127.0.0.0/30', '198.18.0.0/30', '198.51.100.99/32', '198.51.100.100/32']);
     const nodeName = `${ns.name}-node`;
