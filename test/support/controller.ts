@@ -17,7 +17,9 @@ export interface TestController {
 }
 
 export async function startTestController(flags: string[] = [], options: StartOptions = {}): Promise<TestController> {
-  const modules = [...(options.providerModules ?? []), ...PROVIDER_MODULES];
+  // A test module replaces the built-in one of the same class (e.g. one with injected faults).
+  const extra = options.providerModules ?? [];
+  const modules = [...extra, ...PROVIDER_MODULES.filter((m) => !extra.some((e) => e.providerClass === m.providerClass))];
   const config = parseControllerFlags([`--kubeconfig=${inject('kubeconfig')}`, '--metrics-addr=0', '--health-addr=0', '--log-level=silent', ...flags], process.env, modules);
   const abort = new AbortController();
   const running = await startController(config, abort.signal, { logger: createLogger(process.env.PORTICO_TEST_LOG === '1' ? 'debug' : 'silent'), ...options });

@@ -1,4 +1,4 @@
-import type { V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { statusDiffers } from '../../../src/kube/patch.js';
 import { ProviderError, type ProviderClass, type SpecProblem } from '../../../src/providers/provider.js';
@@ -7,6 +7,7 @@ import {
   decideConverge,
   desiredStatus,
   eligibleNodes,
+  endpointSlicesKey,
   EXCLUDE_LABEL,
   nodeSetKey,
   plan,
@@ -265,5 +266,12 @@ describe('decideConverge', () => {
     { name: 'nothing changed -> skip until the resync', input: { ...base, known }, want: { kind: 'skip', inMs: 550_000 } },
   ] as const)('$name', ({ input, want }) => {
     expect(decideConverge(input)).toEqual(want);
+  });
+});
+
+describe('endpointSlicesKey', () => {
+  it('takes a slice without endpoints (the API server sends endpoints: null)', () => {
+    const empty = { addressType: 'IPv4', metadata: { name: 's' }, endpoints: null } as unknown as V1EndpointSlice;
+    expect(endpointSlicesKey([empty])).toMatch(/^[0-9a-f]{16}$/);
   });
 });
