@@ -254,7 +254,8 @@ export function eligibleNodes(nodes: readonly ReadonlyNode[]): ReadonlyNode[] {
 
 /** A short fingerprint of a node set, to tell when a Service's backends must be updated. */
 export function nodeSetKey(nodes: readonly ReadonlyNode[]): string {
-  const parts = nodes.map((n) => `${n.metadata?.name ?? ''}=${(n.status?.addresses ?? []).map((a) => `${a.type}:${a.address}`).join(',')}`);
+  // providerID too: cloud providers map nodes to instances by it, and it is often set after the node registers.
+  const parts = nodes.map((n) => `${n.metadata?.name ?? ''}=${n.spec?.providerID ?? ''}=${(n.status?.addresses ?? []).map((a) => `${a.type}:${a.address}`).join(',')}`);
   return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 16);
 }
 

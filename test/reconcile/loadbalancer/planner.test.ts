@@ -229,6 +229,10 @@ describe('eligibleNodes', () => {
     const b = node('b');
     expect(nodeSetKey(eligibleNodes([a, b]))).toBe(nodeSetKey(eligibleNodes([b, a])));
     expect(nodeSetKey(eligibleNodes([a, b]))).not.toBe(nodeSetKey(eligibleNodes([a, node('b', withAddress('192.0.2.9'))])));
+    // A providerID set after the node registered changes the cloud backends.
+    const withProviderID = node('b');
+    withProviderID.spec = { ...withProviderID.spec, providerID: 'aws:///us-east-1a/i-0123456789abcdef0' };
+    expect(nodeSetKey(eligibleNodes([a, b]))).not.toBe(nodeSetKey(eligibleNodes([a, withProviderID])));
   });
 });
 
