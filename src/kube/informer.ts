@@ -31,6 +31,8 @@ export interface InformerOptions {
   backoffMaxMs?: number;
   clock?: Clock;
   logger?: Logger;
+  /** Told when a watch opens (true) and closes (false), for the open-watch gauge. */
+  onWatch?: (open: boolean) => void;
 }
 
 /** Watches are recycled by the server within 5-10 minutes (jittered, as client-go does). */
@@ -240,6 +242,7 @@ export class Informer<T extends KubeObject> {
       cancelWatchdog = this.clock.setTimer(check, stallMs / 4);
     };
     cancelWatchdog = this.clock.setTimer(check, stallMs / 4);
+    this.options.onWatch?.(true);
     try {
       await this.client.watch<T>(
         this.options.path,
@@ -263,6 +266,7 @@ export class Informer<T extends KubeObject> {
       );
     } finally {
       cancelWatchdog();
+      this.options.onWatch?.(false);
     }
     if (state.gone) throw new GoneError('resourceVersion too old');
     if (state.stalled) throw new Error('watch stalled');

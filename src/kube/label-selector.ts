@@ -1,5 +1,5 @@
 import type { LabelSelector } from '../api/types.js';
-import type { SpecProblem } from '../providers/provider.js';
+import type { SpecProblem } from '../api/types.js';
 
 /** The operators of metav1.LabelSelectorRequirement. */
 export const SELECTOR_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
