@@ -5,6 +5,7 @@ import { createLogger } from './kube/logger.js';
 
 const USAGE = `Usage:
   portico controller [flags]   reconcile LoadBalancer Services (see docs/controller.md for flags)
+  portico speaker [flags]      answer ARP/NDP for load-balancer addresses (--help for flags)
   portico demo [--once]        local control plane + controller + seed examples
   portico version
 
@@ -43,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       // Lost leadership (not a requested stop): exit non-zero so the pod restarts fresh.
       return outcome === 'lost' && !shutdown.signal.aborted ? 1 : 0;
     }
+    case 'speaker':
+      return (await import('./cmd/speaker.js')).runSpeaker(rest);
     case 'demo': {
       const { runDemo } = await import('./demo.js');
       await runDemo(rest);
