@@ -133,7 +133,8 @@ export class LeaseKeeper {
     this.options.onHeld(held);
   }
 
-  private async renew(signal: AbortSignal): Promise<void> {
+  private async renew(outer: AbortSignal): Promise<void> {
+    let signal = outer;
     const { client, node, namespace, leaseDurationMs } = this.options;
     const name = leaseName(node);
     const timeoutMs = this.options.requestTimeoutMs ?? Math.min(5_000, this.options.renewIntervalMs);
@@ -143,6 +144,8 @@ export class LeaseKeeper {
       renewTime: microTime(this.options.clock.now()),
     };
     this.writes++;
+    // Our own deadline too: a request stuck connecting must still count as a failed renewal.
+    signal = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
     try {
       await client.request('PATCH', `${this.path}/${name}`, {
         body: { metadata: { labels: { [LEASE_COMPONENT_LABEL]: LEASE_COMPONENT } }, spec },
