@@ -53,7 +53,7 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 
 export function parseSpeakerFlags(args: string[], env: NodeJS.ProcessEnv = process.env): SpeakerConfig {
   const options = Object.fromEntries(Object.entries(SPEAKER_FLAGS).map(([k, v]) => [k, { type: v.type, ...('default' in v ? { default: v.default } : {}) }]));
-  const { values } = parseArgs({ args, options: options as Record<string, { type: 'string' | 'boolean' }>, strict: true, allowPositionals: false });
+  const { values } = parseArgs({ args, options, strict: true, allowPositionals: false });
   const problems: string[] = [];
   const text = (flag: string): string => String(values[flag] ?? '');
   const duration = (flag: string): number => {

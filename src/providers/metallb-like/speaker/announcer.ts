@@ -42,6 +42,8 @@ export interface AnnouncerOptions {
   counters?: AnnouncerCounters;
   gratuitousRepeats?: number;
   gratuitousIntervalMs?: number;
+  /** Checked after every wait: when false (lease lost, stopping), nothing is announced. */
+  allowed?: () => boolean;
 }
 
 interface Link {
@@ -81,6 +83,11 @@ export class Announcer {
       if (!want.has(ip)) this.release(ip);
     }
     const all = await this.options.discover();
+    // The world may have changed while we looked at the interfaces (lease lost, SIGTERM).
+    if (!(this.options.allowed?.() ?? true)) {
+      this.releaseAll();
+      return;
+    }
     for (const [ip, spec] of want) {
       const names = all.filter((i) => spec.interfaces.length === 0 || spec.interfaces.includes(i.name)).map((i) => i.name);
       const current = this.owned.get(ip);

@@ -23,6 +23,10 @@ export interface LeaseLike {
   spec?: { holderIdentity?: string | null; leaseDurationSeconds?: number; renewTime?: string | null };
 }
 
+function isAborted(signal: AbortSignal): boolean {
+  return signal.aborted;
+}
+
 export function leaseName(node: string): string {
   return `${LEASE_PREFIX}${node}`;
 }
@@ -115,7 +119,8 @@ export class LeaseKeeper {
         await this.renew(signal);
         this.setHeld(true);
       } catch (error) {
-        if (signal.aborted) break;
+        // Re-read: the await above may have seen an abort that narrowing cannot know of.
+        if (isAborted(signal)) break;
         logger.warn({ err: error }, 'lease renewal failed; not announcing until it succeeds');
         this.setHeld(false);
       }
@@ -196,6 +201,8 @@ export interface PeerProberOptions {
   onChange: () => void;
   /** Address to bind; default all. */
   bindAddress?: string;
+  /** Port peers listen on; default `port` (every speaker uses the same one). */
+  peerPort?: number;
 }
 
 interface Target {
@@ -242,7 +249,7 @@ export class PeerProber {
       if (existing && existing.address === address) continue;
       // A new target gets a full timeout to answer before it is judged.
       this.targets.set(node, { address, since: now, lastReply: now, dead: false });
-      this.send(PING, address, this.options.port);
+      this.send(PING, address, this.options.peerPort ?? this.options.port);
     }
   }
 
@@ -252,8 +259,8 @@ export class PeerProber {
   }
 
   /** Tells the peers probing us that we are going away (SIGTERM), so they need not wait. */
-  sayGoodbye(peers: Iterable<string>): void {
-    for (const address of peers) this.send(BYE, address, this.options.port);
+  async sayGoodbye(peers: Iterable<string>): Promise<void> {
+    await Promise.all([...peers].map((address) => new Promise<void>((resolve) => this.send(BYE, address, this.options.peerPort ?? this.options.port, undefined, resolve))));
   }
 
   stop(): void {
@@ -283,17 +290,20 @@ export class PeerProber {
         changed = true;
         this.options.logger.info({ peer: node, address: target.address, silentMs: now - target.lastReply }, dead ? 'peer stopped answering probes' : 'peer answers probes again');
       }
-      this.send(PING, target.address, this.options.port);
+      this.send(PING, target.address, this.options.peerPort ?? this.options.port);
     }
     for (const [address, at] of this.probers) if (now - at > 10 * this.options.timeoutMs) this.probers.delete(address);
     if (changed) this.options.onChange();
   }
 
-  private send(kind: number, address: string, port: number, payload?: Buffer): void {
-    if (!this.socket) return;
+  private send(kind: number, address: string, port: number, payload?: Buffer, done?: () => void): void {
+    if (!this.socket) {
+      done?.();
+      return;
+    }
     // kind byte, our node name, newline, optional payload
     const body = Buffer.concat([Buffer.from([kind]), Buffer.from(`${this.options.self}\n`), payload ?? Buffer.alloc(0)]);
-    this.socket.send(body, port, address.includes(':') ? address : `::ffff:${address}`, () => undefined);
+    this.socket.send(body, port, address.includes(':') ? address : `::ffff:${address}`, () => done?.());
   }
 
   private onMessage(message: Buffer, address: string, port: number): void {

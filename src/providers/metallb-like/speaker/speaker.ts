@@ -133,6 +133,7 @@ export class Speaker {
       logger: deps.logger.child({ part: 'announcer' }),
       gratuitousRepeats: settings.gratuitousRepeats,
       gratuitousIntervalMs: settings.gratuitousIntervalMs,
+      allowed: () => !this.stopped && this.synced && this.lease.isHeld,
       counters: { reply: (protocol) => replies.inc({ protocol }), gratuitous: (protocol) => gratuitous.inc({ protocol }) },
     });
     for (const path of [SPEAKER_PATHS.services, SPEAKER_PATHS.endpointSlices, SPEAKER_PATHS.nodes, SPEAKER_PATHS.pools]) {
@@ -183,7 +184,7 @@ export class Speaker {
     this.cancelExpiryTimer();
     this.announcer.releaseAll();
     this.announcedGauge.set(0);
-    this.prober.sayGoodbye(this.prober.probers.keys());
+    await this.prober.sayGoodbye(this.prober.probers.keys());
     this.prober.stop();
     await this.running.catch(() => undefined);
     await this.lease.release();
@@ -202,7 +203,7 @@ export class Speaker {
     const seen = new Set<string>();
     for (const pool of this.deps.informers.informer<AddressPool>(SPEAKER_PATHS.pools).list()) {
       const parsed = parsePool(pool);
-      const name = pool.metadata.name ?? '';
+      const name = (pool.metadata as { name?: string }).name ?? '';
       seen.add(name);
       // An invalid edit keeps the last valid spec, as the controller does: no announcement drops on a typo.
       if (isParsedPool(parsed)) this.validPools.set(name, parsed);

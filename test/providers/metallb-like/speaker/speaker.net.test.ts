@@ -116,10 +116,12 @@ describe.skipIf(reason !== undefined)('portico speaker on a LAN of network names
 
   afterAll(async () => {
     await Promise.all([...speakers.values()].map((s) => stopSpeaker(s)));
-    for (const n of lan?.nodes ?? []) await client?.request('DELETE', `/api/v1/nodes/${n.name}`).catch(() => undefined);
-    await client?.request('DELETE', `/apis/portico.dev/v1alpha1/addresspools/${poolName}`).catch(() => undefined);
-    await client?.request('DELETE', `/api/v1/namespaces/${namespace}`).catch(() => undefined);
-    await lan?.destroy();
+    // beforeAll may have failed part-way: clean up what exists.
+    const made = lan as Lan | undefined;
+    for (const n of made?.nodes ?? []) await client.request('DELETE', `/api/v1/nodes/${n.name}`).catch(() => undefined);
+    await client.request('DELETE', `/apis/portico.dev/v1alpha1/addresspools/${poolName}`).catch(() => undefined);
+    await client.request('DELETE', `/api/v1/namespaces/${namespace}`).catch(() => undefined);
+    await made?.destroy();
   }, 60_000);
 
   /** The last lines of every speaker's log, for failure messages. */

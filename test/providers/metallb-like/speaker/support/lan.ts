@@ -133,10 +133,10 @@ export async function createLan(options: { nodes: number; kubeconfigPath: string
         entry.server.listen(path, () => resolve());
       });
       forwarders.set(node.name, entry);
-      const relay = spawn('ip', ['netns', 'exec', node.netns, process.execPath, join(repoRoot, 'test/providers/metallb-like/speaker/support/api-relay.mjs'), apiUrl.port, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const relay = spawn('ip', ['netns', 'exec', node.netns, process.execPath, join(repoRoot, 'test/providers/metallb-like/speaker/support/api-relay.ts'), apiUrl.port, path], { stdio: ['ignore', 'pipe', 'inherit'] });
       relays.push(relay);
       await new Promise<void>((resolve, reject) => {
-        relay.stdout?.once('data', () => resolve());
+        relay.stdout.once('data', () => resolve());
         relay.once('exit', (code) => reject(new Error(`API relay in ${node.netns} exited with ${String(code)}`)));
       });
       // The same credentials and address as the test's own kubeconfig, inside the namespace.
@@ -184,8 +184,8 @@ export function startSpeaker(lan: Lan, node: LanNode, namespace: string, extraAr
       `--kubeconfig=${lan.kubeconfigFor(node.name)}`, `--node-name=${node.name}`, `--namespace=${namespace}`, '--metrics-addr=0', ...extraArgs],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  child.stdout?.pipe(out);
-  child.stderr?.pipe(out);
+  child.stdout.pipe(out);
+  child.stderr.pipe(out);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { node: node.name, child, log, exited };
 }

@@ -3,10 +3,13 @@
 // so speakers reach the test API server at https://127.0.0.1:PORT, which its certificate names,
 // and the host's network configuration is never touched. Args: <port> <unix socket path>.
 import { connect, createServer } from 'node:net';
-const [port, path] = process.argv.slice(2);
+const [port = '', path = ''] = process.argv.slice(2);
 const server = createServer((down) => {
   const up = connect({ path });
-  const close = () => { down.destroy(); up.destroy(); };
+  const close = (): void => {
+    down.destroy();
+    up.destroy();
+  };
   down.on('error', close).on('close', close).pipe(up);
   up.on('error', close).on('close', close).pipe(down);
 });
