@@ -133,7 +133,7 @@ export async function createLan(options: { nodes: number; kubeconfigPath: string
         entry.server.listen(path, () => resolve());
       });
       forwarders.set(node.name, entry);
-      const relay = spawn('ip', ['netns', 'exec', node.netns, process.execPath, join(repoRoot, 'test/providers/metallb-like/speaker/support/api-relay.ts'), apiUrl.port, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const relay = spawn('ip', ['netns', 'exec', node.netns, process.execPath, '--import', 'tsx', join(repoRoot, 'test/providers/metallb-like/speaker/support/api-relay.ts'), apiUrl.port, path], { stdio: ['ignore', 'pipe', 'inherit'] });
       relays.push(relay);
       await new Promise<void>((resolve, reject) => {
         relay.stdout.once('data', () => resolve());
