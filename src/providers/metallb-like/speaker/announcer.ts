@@ -104,6 +104,18 @@ export class Announcer {
     this.closeUnusedLinks();
   }
 
+  /**
+   * Repeats the gratuitous burst for everything owned: after this node was unreachable for a
+   * while, clients may have moved to a runner-up that is about to go silent again.
+   */
+  reannounce(): void {
+    for (const [ip, owned] of this.owned) {
+      owned.cancelRepeats();
+      this.options.logger.info({ ip }, 're-announcing after a gap in probes');
+      this.burst(ip, owned);
+    }
+  }
+
   private take(ip: string, address: IPAddress, interfaces: string[]): void {
     const ipv6 = address.family === 'IPv6';
     for (const name of interfaces) {
@@ -119,6 +131,11 @@ export class Announcer {
     const owned: Owned = { address, interfaces, cancelRepeats: () => undefined };
     this.owned.set(ip, owned);
     this.options.logger.info({ ip, interfaces }, 'announcing');
+    this.burst(ip, owned);
+  }
+
+  /** Gratuitous ARP / unsolicited NA now, then `gratuitousRepeats` more, spaced. */
+  private burst(ip: string, owned: Owned): void {
     this.sendGratuitous(owned);
     let left = this.options.gratuitousRepeats ?? DEFAULT_GRATUITOUS_REPEATS;
     const repeat = (): void => {

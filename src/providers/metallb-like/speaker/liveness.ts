@@ -186,6 +186,7 @@ export function microTime(ms: number): string {
 
 // ---------------------------------------------------------------- direct probes
 
+const PROBER_MEMORY_MS = 10 * 60_000;
 const PING = 0x50; // 'P'
 const PONG = 0x51; // 'Q'
 const BYE = 0x42; // 'B'
@@ -199,6 +200,11 @@ export interface PeerProberOptions {
   logger: Logger;
   /** Told when a probed peer turns dead or alive again. */
   onChange: () => void;
+  /**
+   * Told when a peer probes us again after a silence longer than the timeout: it may have
+   * judged us dead and taken our addresses meanwhile (a cut link that came back).
+   */
+  onRejoin?: () => void;
   /** Address to bind; default all. */
   bindAddress?: string;
   /** Port peers listen on; default `port` (every speaker uses the same one). */
@@ -292,7 +298,8 @@ export class PeerProber {
       }
       this.send(PING, target.address, this.options.peerPort ?? this.options.port);
     }
-    for (const [address, at] of this.probers) if (now - at > 10 * this.options.timeoutMs) this.probers.delete(address);
+    // Forgotten only after a long silence; until then a returning prober counts as a rejoin.
+    for (const [address, at] of this.probers) if (now - at > PROBER_MEMORY_MS) this.probers.delete(address);
     if (changed) this.options.onChange();
   }
 
@@ -311,7 +318,10 @@ export class PeerProber {
     const from = message.subarray(1).toString('utf8').split('\n')[0] ?? '';
     const plain = address.startsWith('::ffff:') ? address.slice(7) : address;
     if (kind === PING) {
-      this.probers.set(plain, this.options.clock.now());
+      const now = this.options.clock.now();
+      const last = this.probers.get(plain);
+      this.probers.set(plain, now);
+      if (last !== undefined && now - last > this.options.timeoutMs) this.options.onRejoin?.();
       this.send(PONG, address, port, Buffer.from(String(++this.seq)));
       return;
     }

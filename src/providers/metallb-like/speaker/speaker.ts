@@ -125,6 +125,7 @@ export class Speaker {
       clock: deps.clock,
       logger: deps.logger.child({ part: 'probe' }),
       onChange: () => this.schedule(),
+      onRejoin: () => this.announcer.reannounce(),
     });
     this.announcer = new Announcer({
       sockets: deps.sockets,
