@@ -134,7 +134,7 @@ export async function runSpeaker(args: string[]): Promise<number> {
   }
   const listen = parseListenAddress(config.metricsAddr);
   const server = listen
-    ? await serve({ ...listen, registry, health: { lease: () => speaker.healthy }, ready: { lease: () => speaker.healthy } })
+    ? await serve({ ...listen, registry, health: { running: () => true }, ready: { lease: () => speaker.healthy } })
     : undefined;
   informers.start(shutdown.signal);
   logger.info({ namespace: config.namespace, probePort: config.probePort }, 'speaker starting');
