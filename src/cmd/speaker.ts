@@ -130,6 +130,8 @@ export async function runSpeaker(args: string[]): Promise<number> {
     process.once(signal, () => {
       logger.info({ signal }, 'releasing addresses and lease');
       shutdown.abort();
+      // The addresses go silent synchronously; the API calls after that get a bounded time.
+      setTimeout(() => process.exit(0), 8_000).unref();
     });
   }
   const listen = parseListenAddress(config.metricsAddr);

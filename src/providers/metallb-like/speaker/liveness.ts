@@ -172,7 +172,7 @@ export class LeaseKeeper {
   async release(): Promise<void> {
     this.setHeld(false);
     try {
-      await this.options.client.request('DELETE', `${this.path}/${leaseName(this.options.node)}`, { timeoutMs: 3_000 });
+      await this.options.client.request('DELETE', `${this.path}/${leaseName(this.options.node)}`, { timeoutMs: 3_000, signal: AbortSignal.timeout(3_000) });
     } catch (error) {
       if (!isKubeError(error, 404)) this.options.logger.warn({ err: error }, 'could not release the lease; it expires on its own');
     }
@@ -209,6 +209,8 @@ export interface PeerProberOptions {
   bindAddress?: string;
   /** Port peers listen on; default `port` (every speaker uses the same one). */
   peerPort?: number;
+  /** Answer probes from the start (default true); see setAnswering. */
+  answering?: boolean;
 }
 
 interface Target {
@@ -228,8 +230,11 @@ export class PeerProber {
   private readonly targets = new Map<string, Target>();
   private timer: (() => void) | undefined;
   private seq = 0;
+  private answering: boolean;
 
-  constructor(private readonly options: PeerProberOptions) {}
+  constructor(private readonly options: PeerProberOptions) {
+    this.answering = options.answering ?? true;
+  }
 
   async start(): Promise<void> {
     const socket = createSocket({ type: 'udp6', ipv6Only: false });
@@ -257,6 +262,14 @@ export class PeerProber {
       this.targets.set(node, { address, since: now, lastReply: now, dead: false });
       this.send(PING, address, this.options.peerPort ?? this.options.port);
     }
+  }
+
+  /**
+   * Whether to answer probes. A speaker that may not announce (lost Lease or API) stops
+   * answering, so its runner-up takes over after the probe timeout instead of the Lease's.
+   */
+  setAnswering(answering: boolean): void {
+    this.answering = answering;
   }
 
   /** False only for a probed peer judged dead; peers we do not probe are not judged here. */
@@ -321,6 +334,7 @@ export class PeerProber {
       const now = this.options.clock.now();
       const last = this.probers.get(plain);
       this.probers.set(plain, now);
+      if (!this.answering) return;
       if (last !== undefined && now - last > this.options.timeoutMs) this.options.onRejoin?.();
       this.send(PONG, address, port, Buffer.from(String(++this.seq)));
       return;

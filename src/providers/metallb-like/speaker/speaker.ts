@@ -113,7 +113,10 @@ export class Speaker {
       renewIntervalMs: settings.renewIntervalMs,
       leaseDurationMs: settings.leaseDurationMs,
       onHeld: (held) => {
-        if (!held) this.announcer.releaseAll();
+        if (!held) {
+          this.prober.setAnswering(false);
+          this.announcer.releaseAll();
+        }
         this.schedule();
       },
     });
@@ -126,6 +129,8 @@ export class Speaker {
       logger: deps.logger.child({ part: 'probe' }),
       onChange: () => this.schedule(),
       onRejoin: () => this.announcer.reannounce(),
+      // Answer only once this speaker may announce: a runner-up that hears us stands down.
+      answering: false,
     });
     this.announcer = new Announcer({
       sockets: deps.sockets,
@@ -235,6 +240,7 @@ export class Speaker {
     this.prober.setTargets(addresses);
     const live = (node: string): boolean => leaseLive(node) && (node === self || this.prober.isAlive(node));
 
+    this.prober.setAnswering(this.synced && this.lease.isHeld);
     const want = new Map<string, OwnedIP>();
     const winners = new Map<string, string | undefined>();
     for (const entry of plan.values()) {

@@ -202,5 +202,43 @@ describe.skipIf(reason !== undefined)('portico speaker on a LAN of network names
     await eventually(async () => ((await neighbourMac(lan, ip)) === node(runnerUp ?? '').mac ? true : undefined), `${ip} to move to ${runnerUp ?? ''}`, 15_000, 50);
     expect(await arpingMacs(lan, ip, 3)).toEqual([node(runnerUp ?? '').mac]);
     await eventually(async () => ((await condition('web'))?.includes(`node ${runnerUp ?? ''} `) ? true : undefined), 'the condition to name the runner-up');
+
+    // Restarted, the first-ranked node takes the address back, and the client follows.
+    speakers.set(winner ?? '', startSpeaker(lan, node(winner ?? ''), namespace));
+    await eventually(async () => ((await neighbourMac(lan, ip)) === node(winner ?? '').mac ? true : undefined), `${ip} to move back to ${winner ?? ''}`, 30_000, 50);
+    await eventually(async () => {
+      const macs = await arpingMacs(lan, ip, 2);
+      return macs.length === 1 && macs[0] === node(winner ?? '').mac ? true : undefined;
+    }, 'only the restarted node to answer', 15_000);
+  });
+
+  it('a speaker cut off from the API goes silent, and the runner-up takes over', async () => {
+    const ip = '192.0.2.200';
+    const [winner = '', runnerUp = ''] = rankNodes(ip, allNodes());
+    await resolveFromClient(lan, ip);
+    expect(await neighbourMac(lan, ip)).toBe(node(winner).mac);
+    lan.cutApi(winner, true);
+    try {
+      // Its next renewal (within 10 s) fails, then its runner-up takes over after the probe timeout.
+      await eventually(async () => ((await neighbourMac(lan, ip)) === node(runnerUp).mac ? true : undefined), `${ip} to move to ${runnerUp}`, 30_000, 100);
+      expect(await arpingMacs(lan, ip, 3)).toEqual([node(runnerUp).mac]);
+    } finally {
+      lan.cutApi(winner, false);
+    }
+    await eventually(async () => ((await neighbourMac(lan, ip)) === node(winner).mac ? true : undefined), `${ip} to return to ${winner} with the API back`, 30_000, 100);
+  });
+
+  it('SIGTERM releases the addresses and the Lease at once', async () => {
+    const ip = '192.0.2.200';
+    const [winner = '', runnerUp = ''] = rankNodes(ip, allNodes());
+    await resolveFromClient(lan, ip);
+    expect(await neighbourMac(lan, ip)).toBe(node(winner).mac);
+    const speaker = speakers.get(winner);
+    if (!speaker) throw new Error('no speaker');
+    await stopSpeaker(speaker, 'SIGTERM');
+    expect(await speaker.exited).toBe(0);
+    const lease = await client.request('GET', `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/portico-speaker-${winner}`).catch((error: unknown) => (isKubeError(error, 404) ? 'gone' : error));
+    expect(lease).toBe('gone');
+    await eventually(async () => ((await neighbourMac(lan, ip)) === node(runnerUp).mac ? true : undefined), `${ip} to move to ${runnerUp}`, 15_000, 50);
   });
 });

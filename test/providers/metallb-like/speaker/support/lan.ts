@@ -17,6 +17,17 @@ import { randomBytes } from 'node:crypto';
 import { packageRoot } from '../../../../../src/paths.js';
 
 const run = promisify(execFile);
+
+/** Speakers and relays still running when this process exits are killed with it. */
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
 const repoRoot = packageRoot(import.meta.url);
 
 /** Why the net suites cannot run here, or undefined when they can. */
@@ -134,7 +145,7 @@ export async function createLan(options: { nodes: number; kubeconfigPath: string
       });
       forwarders.set(node.name, entry);
       const relay = spawn('ip', ['netns', 'exec', node.netns, process.execPath, '--import', 'tsx', join(repoRoot, 'test/providers/metallb-like/speaker/support/api-relay.ts'), apiUrl.port, path], { stdio: ['ignore', 'pipe', 'inherit'] });
-      relays.push(relay);
+      relays.push(track(relay));
       await new Promise<void>((resolve, reject) => {
         relay.stdout.once('data', () => resolve());
         relay.once('exit', (code) => reject(new Error(`API relay in ${node.netns} exited with ${String(code)}`)));
@@ -184,6 +195,7 @@ export function startSpeaker(lan: Lan, node: LanNode, namespace: string, extraAr
       `--kubeconfig=${lan.kubeconfigFor(node.name)}`, `--node-name=${node.name}`, `--namespace=${namespace}`, '--metrics-addr=0', ...extraArgs],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  track(child);
   child.stdout.pipe(out);
   child.stderr.pipe(out);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
