@@ -38,12 +38,13 @@ import type { KubeConfig, V1Service } from '@kubernetes/client-node';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { startControlPlane, type ControlPlane } from '../hack/control-plane.js';
 import { renderCrdFiles } from '../src/api/render.js';
-import { parseControllerFlags } from '../src/config.js';
+import { parseControllerFlags } from '../src/cmd/config.js';
 import { applyManifest, applyYaml } from '../src/kube/apply.js';
-import { finalizerPatch, patchWithRetry } from '../src/kube/patch.js';
+import { claimPatch } from '../src/kube/ownership.js';
+import { patchWithRetry } from '../src/kube/patch.js';
 import { EventRecorder } from '../src/kube/events.js';
 import { RestClient } from '../src/kube/rest.js';
-import { loadKubeConfig, startController, type RunningController } from '../src/manager.js';
+import { loadKubeConfig, startController, type RunningController } from '../src/cmd/controller.js';
 import { DEFAULT_WORKERS } from '../src/reconcile/loadbalancer/controller.js';
 import { FINALIZER } from '../src/reconcile/loadbalancer/planner.js';
 import { diffApiServer, scrapeApiServer, type ApiServerSample } from './support/apiserver-metrics.js';
@@ -153,7 +154,7 @@ async function runFloor(kc: KubeConfig, namespace: string, options: Options): Pr
     const { items } = await listAll(client, path, 500);
     await forEachLimit(items, options.workers, async (service) => {
       const objectPath = servicePath(service);
-      const { object } = await patchWithRetry(client, objectPath, service, (s) => finalizerPatch(s, FLOOR_FINALIZER, true));
+      const { object } = await patchWithRetry(client, objectPath, service, (s) => claimPatch(s, { finalizer: FLOOR_FINALIZER, annotation: 'example.com/bench-floor' }, 'floor'));
       const ip = `${POOL_PREFIX}${(++counter % POOL_SIZE).toString(16)}`;
       const ports = (object.spec?.ports ?? []).map((p) => ({ port: p.port, protocol: p.protocol ?? 'TCP' }));
       await patchWithRetry(client, objectPath, object, () => ({ status: { loadBalancer: { ingress: [{ ip, ipMode: 'VIP', ports }] } } }), { subresource: 'status' });

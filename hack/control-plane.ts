@@ -5,17 +5,16 @@
  * Everything lives in one temp directory; `stop()` kills the processes and removes it. A small
  * reaper process also does both if this process dies without calling `stop()`.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { get as httpsGet } from 'node:https';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { packageRoot } from '../src/paths.js';
+import { generateCertificates } from './certificates.js';
 
-const execFileAsync = promisify(execFile);
 const repoRoot = packageRoot(import.meta.url);
 
 /** Dual-stack Service ranges: RFC 2544 benchmarking space and the IPv6 documentation prefix; never routed. */
@@ -252,30 +251,6 @@ export async function freePorts(count: number): Promise<number[]> {
   });
   await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
   return ports;
-}
-
-async function openssl(dir: string, args: string[]): Promise<void> {
-  await execFileAsync('openssl', args, { cwd: dir });
-}
-
-async function generateCertificates(dir: string): Promise<void> {
-  await openssl(dir, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=portico-local-ca']);
-  await writeFile(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n');
-  await writeFile(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-  const issue = async (name: string, subject: string, ext: string): Promise<void> => {
-    await openssl(dir, ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject]);
-    await openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key',
-      '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', ext]);
-  };
-  await Promise.all([
-    issue('apiserver', '/CN=kube-apiserver', 'san.ext'),
-    issue('admin', '/O=system:masters/CN=portico-admin', 'client.ext'),
-    issue('kcm', '/CN=system:kube-controller-manager', 'client.ext'),
-    openssl(dir, ['genrsa', '-out', 'sa.key', '2048']),
-  ]);
-  await openssl(dir, ['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub']);
 }
 
 function kubeconfig(server: string, dir: string, user: string): string {

@@ -1,37 +1,33 @@
 #!/usr/bin/env node
-/** Entry point: `portico controller | demo | version`. */
-import { ConfigError, CONTROLLER_FLAGS, parseControllerFlags } from './config.js';
+/** Entry point: flag dispatch only. */
+import { ConfigError, controllerFlagsHelp, parseControllerFlags } from './cmd/config.js';
 import { createLogger } from './kube/logger.js';
+import { packageVersion } from './paths.js';
 
 const USAGE = `Usage:
-  portico controller [flags]   reconcile LoadBalancer Services (see docs/controller.md for flags)
-  portico speaker [flags]      answer ARP/NDP for load-balancer addresses (--help for flags)
-  portico demo [--once]        local control plane + controller + seed examples
-  portico version
+  portico controller [flags]   reconcile LoadBalancer Services (docs/controller.md)
+  portico speaker [flags]      answer ARP/NDP for load-balancer addresses (docs/speaker.md)
+  portico version              print the version (also --version)
 
-Controller flags:
-${Object.entries(CONTROLLER_FLAGS)
-  .map(([name, spec]) => `  --${name}${'default' in spec ? ` (default ${String(spec.default)})` : ''}`)
-  .join('\n')}
 `;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'controller': {
+      if (rest.includes('--help') || rest.includes('-h')) {
+        process.stdout.write(`${USAGE}${controllerFlagsHelp()}\n`);
+        return 0;
+      }
       let config;
       try {
         config = parseControllerFlags(rest);
       } catch (error) {
-        process.stderr.write(`portico controller: ${(error as Error).message}\n\n${USAGE}`);
+        process.stderr.write(`portico controller: ${(error as Error).message}\n\nRun 'portico controller --help' for the flags.\n`);
         return 2;
       }
-      if (rest.includes('--help')) {
-        process.stdout.write(USAGE);
-        return 0;
-      }
       const logger = createLogger(config.logLevel);
-      const { startController } = await import('./manager.js');
+      const { startController } = await import('./cmd/controller.js');
       const shutdown = new AbortController();
       for (const signal of ['SIGINT', 'SIGTERM'] as const) {
         process.once(signal, () => {
@@ -46,17 +42,14 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'speaker':
       return (await import('./cmd/speaker.js')).runSpeaker(rest);
-    case 'demo': {
-      const { runDemo } = await import('./demo.js');
-      await runDemo(rest);
-      return 0;
-    }
     case 'version':
-      process.stdout.write('portico 0.1.0\n');
+    case '--version':
+      process.stdout.write(`portico ${packageVersion()}\n`);
       return 0;
     case undefined:
     case 'help':
     case '--help':
+    case '-h':
       process.stdout.write(USAGE);
       return 0;
     default:
@@ -68,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    if (error instanceof ConfigError) process.stderr.write(`${error.message}\n`);
+    if (error instanceof ConfigError) process.stderr.write(`portico: ${error.message}\n`);
     else process.stderr.write(`portico: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exit(1);
   },

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -11,4 +11,10 @@ export function packageRoot(moduleUrl: string): string {
     dir = parent;
   }
   return dir;
+}
+
+/** The version in package.json (the one place it is written). */
+export function packageVersion(): string {
+  const parsed = JSON.parse(readFileSync(join(packageRoot(import.meta.url), 'package.json'), 'utf8')) as { version?: string };
+  return parsed.version ?? 'unknown';
 }

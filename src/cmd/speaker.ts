@@ -3,7 +3,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { parseArgs } from 'node:util';
 import type { LevelWithSilent } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { ConfigError, parseDuration, parseListenAddress } from '../config.js';
+import { ConfigError, parseDuration, parseListenAddress } from './config.js';
 import { systemClock } from '../kube/clock.js';
 import { EventRecorder } from '../kube/events.js';
 import { serve } from '../kube/http-server.js';

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { systemClock, type Clock } from './clock.js';
 import { isKubeError, type KubeClient } from './rest.js';
+import { metric } from './metrics.js';
 import { TokenBucket } from './workqueue.js';
 
 export interface ObjectReference {
@@ -85,8 +86,7 @@ export class EventRecorder implements EventSink {
   ) {
     const registry = options.registry;
     this.dropped = registry
-      ? ((registry.getSingleMetric('portico_events_dropped_total') as Counter | undefined) ??
-        new Counter({ name: 'portico_events_dropped_total', help: 'Events not written because the queue was full or the write failed', registers: [registry] }))
+      ? metric(registry, 'portico_events_dropped_total', Counter, () => new Counter({ name: 'portico_events_dropped_total', help: 'Events not written because the queue was full, the write failed or leadership ended', registers: [registry] }))
       : undefined;
     this.bucket = new TokenBucket(options.qps ?? DEFAULT_EVENT_QPS, options.burst ?? DEFAULT_EVENT_BURST);
   }
@@ -131,6 +131,13 @@ export class EventRecorder implements EventSink {
    */
   async close(deadlineMs = FLUSH_DEADLINE_MS): Promise<void> {
     await this.flush(deadlineMs);
+    this.closed = true;
+    this.dropped?.inc(this.pending.size);
+    this.pending.clear();
+  }
+
+  /** Stops at once and drops what waits: leadership ended, so nothing more may be written. */
+  discard(): void {
     this.closed = true;
     this.dropped?.inc(this.pending.size);
     this.pending.clear();
@@ -197,8 +204,13 @@ export class EventRecorder implements EventSink {
       });
       this.remember(key, { name, namespace, count: event.count, firstTimestamp: now, lastSeen: event.at });
     } catch (error) {
+      // Expected, not an error: the namespace is being deleted along with the object.
+      if (isKubeError(error, 403) && /being terminated/.test(error.message)) {
+        this.options.logger?.debug({ reason: event.reason, object: `${namespace}/${event.object.name}` }, 'Event not written: its namespace is being deleted');
+        return;
+      }
       this.dropped?.inc();
-      this.options.logger?.warn({ err: error, reason: event.reason, object: `${namespace}/${event.object.name}` }, 'could not write Event');
+      this.options.logger?.warn({ reason: event.reason, object: `${namespace}/${event.object.name}`, error: error instanceof Error ? error.message : String(error) }, 'could not write Event');
     }
   }
 

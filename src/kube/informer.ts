@@ -19,6 +19,15 @@ export interface InformerHandlers<T> {
   onDelete?(object: T): void;
 }
 
+/** What consumers of an informer use: a read-only cache with change handlers. */
+export interface Cache<T> {
+  get(key: string): T | undefined;
+  list(): T[];
+  on(handlers: InformerHandlers<T>): void;
+  /** Resolves true once the first list is in, false if `signal` aborts first. */
+  waitForSync(signal?: AbortSignal): Promise<boolean>;
+}
+
 export interface InformerOptions {
   /** Collection path, e.g. `/api/v1/services` or `/apis/portico.dev/v1alpha1/addresspools`. */
   path: string;
@@ -59,7 +68,7 @@ interface ListResponse<T> {
   metadata?: { resourceVersion?: string; continue?: string };
 }
 
-export class Informer<T extends KubeObject> {
+export class Informer<T extends KubeObject> implements Cache<T> {
   private readonly store = new Map<string, T>();
   private readonly handlers: InformerHandlers<T>[] = [];
   private synced = false;

@@ -8,6 +8,8 @@ export const DEFAULT_LEASE_DURATION_MS = 15_000;
 export const DEFAULT_RENEW_DEADLINE_MS = 10_000;
 export const DEFAULT_RETRY_PERIOD_MS = 2_000;
 /** Tolerance on top of leaseDuration before /healthz reports a stuck leader. */
+/** Subtracted from the renew deadline when deciding whether a write is still safe. */
+export const CLOCK_SKEW_ALLOWANCE_MS = 1_000;
 export const DEFAULT_HEALTH_SLACK_MS = 2_000;
 
 /** The few Lease calls the elector makes. */
@@ -188,6 +190,17 @@ export class LeaderElector {
   /** The holder in the last observed record, if any. */
   currentLeader(): string | undefined {
     return this.observed?.holder || undefined;
+  }
+
+  /**
+   * Whether this process may write now: it leads, and its last successful renewal is recent
+   * enough that nobody else can have taken the Lease, with an allowance for clock drift. Checked
+   * synchronously before every write, so it holds even when timers run late (a paused process).
+   */
+  holdsLease(now: number = this.clock.now()): boolean {
+    if (!this.leading) return false;
+    const allowance = Math.min(CLOCK_SKEW_ALLOWANCE_MS, this.config.renewDeadlineMs / 10);
+    return now - this.lastRenewAt < this.config.renewDeadlineMs - allowance;
   }
 
   /** client-go's HealthzAdaptor: false only when we think we lead but have not renewed for too long. */

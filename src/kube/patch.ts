@@ -42,26 +42,6 @@ export async function patchWithRetry<T extends ObjectWithMeta>(
   }
 }
 
-/** Adds (or, with `present: false`, removes) one finalizer; no write when already so. */
-export function finalizerPatch(object: ObjectWithMeta, finalizer: string, present: boolean): Record<string, unknown> | undefined {
-  const finalizers = object.metadata?.finalizers ?? [];
-  const has = finalizers.includes(finalizer);
-  if (has === present) return undefined;
-  const next = present ? [...finalizers, finalizer] : finalizers.filter((f) => f !== finalizer);
-  return { metadata: { finalizers: next } };
-}
-
-export async function setFinalizer<T extends ObjectWithMeta>(
-  client: KubeClient,
-  objectPath: string,
-  object: T,
-  finalizer: string,
-  present: boolean,
-  signal?: AbortSignal,
-): Promise<{ object: T; wrote: boolean }> {
-  return patchWithRetry(client, objectPath, object, (o) => finalizerPatch(o, finalizer, present), { signal });
-}
-
 /**
  * Patches `status` through the status subresource when `desired` differs from what the object
  * has. `desired` lists only the status fields Portico owns; others are left alone.

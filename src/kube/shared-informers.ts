@@ -6,13 +6,13 @@
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { Clock } from './clock.js';
-import { Informer, type InformerOptions, type KubeObject } from './informer.js';
+import { Informer, type Cache, type InformerOptions, type KubeObject } from './informer.js';
 import { metric } from './metrics.js';
 import type { KubeClient } from './rest.js';
 
 /** What a consumer needs: the shared informer for a collection path. */
 export interface InformerSource {
-  informer<T extends KubeObject>(path: string): Informer<T>;
+  informer<T extends KubeObject>(path: string): Cache<T>;
 }
 
 export type InformerSettings = Omit<InformerOptions, 'path' | 'clock' | 'logger'>;

@@ -8,6 +8,7 @@ import type { Registry } from 'prom-client';
 
 import { systemClock } from './clock.js';
 import type { Clock } from './clock.js';
+import { metric } from './metrics.js';
 
 export const DEFAULT_BACKOFF_BASE_MS = 5_000;
 export const DEFAULT_BACKOFF_MAX_MS = 300_000;
@@ -100,25 +101,18 @@ interface QueueMetrics {
 // Reconciles include cloud API calls, so the buckets reach minutes rather than client-go's 10 s.
 const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300];
 
-/** Each metric exists once per registry and is shared by every queue (told apart by `name`). */
-function reuse<T>(registry: Registry, metricName: string, type: abstract new (...args: never[]) => T, create: () => T): T {
-  const existing = registry.getSingleMetric(metricName);
-  if (existing === undefined) return create();
-  if (existing instanceof type) return existing;
-  throw new Error(`metric ${metricName} is already registered with a different type`);
-}
 
 function queueMetrics(registry: Registry): QueueMetrics {
   const registers = [registry];
   const labelNames = ['name'] as const;
   return {
-    depth: reuse(registry, 'portico_workqueue_depth', Gauge<Label>, () =>
+    depth: metric(registry, 'portico_workqueue_depth', Gauge<Label>, () =>
       new Gauge({ name: 'portico_workqueue_depth', help: 'Current depth of the workqueue.', labelNames, registers }),
     ),
-    adds: reuse(registry, 'portico_workqueue_adds_total', Counter<Label>, () =>
+    adds: metric(registry, 'portico_workqueue_adds_total', Counter<Label>, () =>
       new Counter({ name: 'portico_workqueue_adds_total', help: 'Total number of adds handled by the workqueue.', labelNames, registers }),
     ),
-    queueDuration: reuse(registry, 'portico_workqueue_queue_duration_seconds', Histogram<Label>, () =>
+    queueDuration: metric(registry, 'portico_workqueue_queue_duration_seconds', Histogram<Label>, () =>
       new Histogram({
         name: 'portico_workqueue_queue_duration_seconds',
         help: 'How long in seconds a key stays in the workqueue before being handed to a worker.',
@@ -127,7 +121,7 @@ function queueMetrics(registry: Registry): QueueMetrics {
         registers,
       }),
     ),
-    workDuration: reuse(registry, 'portico_workqueue_work_duration_seconds', Histogram<Label>, () =>
+    workDuration: metric(registry, 'portico_workqueue_work_duration_seconds', Histogram<Label>, () =>
       new Histogram({
         name: 'portico_workqueue_work_duration_seconds',
         help: 'How long in seconds processing a key from the workqueue takes.',
@@ -136,7 +130,7 @@ function queueMetrics(registry: Registry): QueueMetrics {
         registers,
       }),
     ),
-    retries: reuse(registry, 'portico_workqueue_retries_total', Counter<Label>, () =>
+    retries: metric(registry, 'portico_workqueue_retries_total', Counter<Label>, () =>
       new Counter({ name: 'portico_workqueue_retries_total', help: 'Total number of delayed re-adds handled by the workqueue.', labelNames, registers }),
     ),
   };

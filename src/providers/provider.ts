@@ -1,12 +1,32 @@
-import type { V1Node, V1Service } from '@kubernetes/client-node';
+/**
+ * The provider seam (v2), modelled on k8s.io/cloud-provider's `LoadBalancer` interface
+ * (cloud.go). The reconciler owns finalizers, status, conditions and retries; a provider owns
+ * only the balancer. Contract, for every method:
+ *
+ * - It is idempotent and reports or touches only balancers this controller created.
+ * - `ctx.signal` fires when leadership ends or the Service's work is superseded (deleted,
+ *   recreated under the same name). A provider passes it to every SDK call and makes no cloud
+ *   write after it fired; an aborted call rejects (any error: the reconciler discards it).
+ * - Inputs are read-only: objects come from the shared informer cache and are seen by every
+ *   other consumer. Copy before changing anything.
+ * - Errors cross the seam as `ProviderError`, mapped from the SDK's errors at the provider's own
+ *   boundary, with `retryable` and an optional `retryAfterMs`.
+ */
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { DeepReadonly, SpecProblem } from '../api/types.js';
+import type { Clock } from '../kube/clock.js';
+import type { EventSink, EventType } from '../kube/events.js';
+import type { KubeClient } from '../kube/rest.js';
+import type { InformerSource } from '../kube/shared-informers.js';
 
-/** The `spec.loadBalancerClass` values Portico owns. */
-export const PROVIDER_CLASSES = ['portico.dev/aws-nlb', 'portico.dev/aliyun-slb', 'portico.dev/l2'] as const;
-export type ProviderClass = (typeof PROVIDER_CLASSES)[number];
+/** A `spec.loadBalancerClass` value; the registry knows which ones this build serves. */
+export type ProviderClass = string;
 
-export function isProviderClass(value: unknown): value is ProviderClass {
-  return typeof value === 'string' && (PROVIDER_CLASSES as readonly string[]).includes(value);
-}
+export type ReadonlyService = DeepReadonly<V1Service>;
+export type ReadonlyNode = DeepReadonly<V1Node>;
+export type ReadonlyEndpointSlice = DeepReadonly<V1EndpointSlice>;
 
 export interface PortStatus {
   port: number;
@@ -25,32 +45,56 @@ export interface LoadBalancerStatus {
   ingress: LoadBalancerIngress[];
 }
 
-/** A problem with the Service as written: the user must change it, retrying will not help. */
-export interface SpecProblem {
-  /** The field or annotation at fault, e.g. `metadata.annotations[portico.dev/load-balancer-ips]`. */
-  field: string;
-  message: string;
+export type { SpecProblem };
+
+/** Events about the Service being reconciled (the reference, with its uid, is filled in). */
+export interface ServiceEvents {
+  record(type: EventType, reason: string, message: string): void;
 }
 
-/**
- * Modelled on k8s.io/cloud-provider's LoadBalancer interface. Every method is idempotent and
- * reports or touches only balancers this controller created.
- */
+/** Passed first to every provider call. */
+export interface ProviderContext {
+  /** Leadership ended or the work was superseded: stop, and write nothing more. */
+  readonly signal: AbortSignal;
+  /** A child logger carrying the Service key and the provider class. */
+  readonly logger: Logger;
+  readonly events: ServiceEvents;
+}
+
+/** What a balancer forwards to. */
+export interface Backends {
+  /** Nodes eligible for load-balancer traffic (not excluded, not being deleted), sorted by name. */
+  readonly nodes: readonly ReadonlyNode[];
+  /**
+   * The Service's EndpointSlices (label `kubernetes.io/service-name`), only for providers whose
+   * `needs.endpointSlices` is true; empty otherwise. For `ip` targets and
+   * `externalTrafficPolicy: Local`.
+   */
+  readonly endpointSlices: readonly ReadonlyEndpointSlice[];
+}
+
 export interface LoadBalancerProvider {
   readonly providerClass: ProviderClass;
+  /** What the reconciler must pass in `Backends`, and re-call `updateBackends` on. */
+  readonly needs?: { readonly endpointSlices?: boolean };
   /** What the provider cannot do with this Service; empty when it can. Pure, no I/O. */
-  validate(service: V1Service): SpecProblem[];
-  get(service: V1Service): Promise<{ exists: boolean; status?: LoadBalancerStatus }>;
-  ensure(service: V1Service, nodes: readonly V1Node[]): Promise<LoadBalancerStatus>;
-  /** Backends only: called when the eligible node set changes. */
-  updateNodes(service: V1Service, nodes: readonly V1Node[]): Promise<void>;
-  /** Succeeds when nothing is there. */
-  ensureDeleted(service: V1Service): Promise<void>;
+  validate(service: ReadonlyService): SpecProblem[];
+  /** Whether a balancer of ours exists for this Service, and its status (GetLoadBalancer). */
+  get(ctx: ProviderContext, service: ReadonlyService): Promise<{ exists: boolean; status?: LoadBalancerStatus }>;
+  /** Creates or converges the balancer (EnsureLoadBalancer); returns the status to write. */
+  ensure(ctx: ProviderContext, service: ReadonlyService, backends: Backends): Promise<LoadBalancerStatus>;
+  /** Backends only, when the eligible set changed and the spec did not (UpdateLoadBalancer). */
+  updateBackends(ctx: ProviderContext, service: ReadonlyService, backends: Backends): Promise<void>;
+  /** Deletes everything of ours for this Service; succeeds when nothing is there (EnsureLoadBalancerDeleted). */
+  ensureDeleted(ctx: ProviderContext, service: ReadonlyService): Promise<void>;
   /**
    * Called once per leadership term, before the first reconcile, with every Service this
-   * provider provisioned (per Portico's finalizer), so it can rebuild in-memory state.
+   * provider may hold something for (per Portico's finalizer, `provisioned-by` annotation or
+   * status), so it can rebuild in-memory state.
    */
-  start?(provisioned: readonly V1Service[], signal: AbortSignal): Promise<void>;
+  start?(signal: AbortSignal, services: readonly ReadonlyService[]): Promise<void>;
+  /** Whether the provider holds anything for this Service (in memory; no I/O). Cleanup asks every provider. */
+  holds?(service: ReadonlyService): boolean;
   /** The provider asks for Services to be reconciled again (e.g. an address was freed). */
   onChange?(listener: (serviceKeys: readonly string[]) => void): void;
   /** The leadership term ended: stop timers and background writes. */
@@ -58,7 +102,7 @@ export interface LoadBalancerProvider {
 }
 
 /** Condition reasons a provider error can surface as. */
-export type ProviderErrorReason = 'ProviderError' | 'AllocationFailed' | 'InvalidSpec' | 'NotReady';
+export type ProviderErrorReason = 'ProviderError' | 'AllocationFailed' | 'InvalidSpec' | 'NotReady' | 'NotOwned';
 
 export interface ProviderErrorOptions {
   retryable: boolean;
@@ -95,3 +139,45 @@ export function asProviderError(error: unknown): ProviderError {
   const message = error instanceof Error ? error.message : String(error);
   return new ProviderError(message, { retryable: true, cause: error });
 }
+
+// ---- registry entries (src/providers/registry.ts lists them) ----------------------------------
+
+/** Everything a provider may use; each gets its own child logger. */
+export interface ProviderDeps {
+  /** Guarded: refuses writes once this leadership term has ended. */
+  client: KubeClient;
+  events: EventSink;
+  clock: Clock;
+  logger: Logger;
+  registry: Registry;
+  /** The term's shared informers: ask for a collection path, get the one informer for it. */
+  informers: InformerSource;
+}
+
+/** A command-line flag a provider adds to `portico controller`. Names start with the provider's prefix. */
+export interface ProviderFlag {
+  type: 'string' | 'boolean';
+  default?: string | boolean;
+  /** One line for `--help` and the provider's docs page. */
+  description: string;
+  /** Environment variable read when the flag is absent. */
+  env?: string;
+}
+
+export type FlagValues = Readonly<Record<string, string | boolean | undefined>>;
+
+export interface ProviderModule<Settings = unknown> {
+  readonly providerClass: ProviderClass;
+  /** One line for `--help`. */
+  readonly description: string;
+  readonly flags: Readonly<Record<string, ProviderFlag>>;
+  /** Flag values (env already applied) -> settings, or problems each naming its flag. Pure. */
+  parseSettings(values: FlagValues): { settings: Settings } | { problems: string[] };
+  create(deps: ProviderDeps, settings: Settings): LoadBalancerProvider;
+}
+
+/** Erases a module's settings type so modules of different providers fit one list. */
+export function defineProvider<Settings>(module: ProviderModule<Settings>): ProviderModule {
+  return module;
+}
+

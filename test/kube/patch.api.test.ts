@@ -1,7 +1,8 @@
-/** Finalizer and status helpers against the real API server: no write when unchanged, 409 retried. */
+/** Ownership marks and status helpers against the real API server: no write when unchanged, 409 retried. */
 import type { V1Service } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { patchStatus, setFinalizer } from '../../src/kube/patch.js';
+import { claimPatch, releasePatch, type OwnershipMarks } from '../../src/kube/ownership.js';
+import { patchStatus, patchWithRetry } from '../../src/kube/patch.js';
 import { useNamespace } from '../support/kube.js';
 
 const ns = useNamespace('patch');
@@ -14,25 +15,31 @@ async function createService(name: string): Promise<V1Service> {
 
 const path = (name: string): string => `/api/v1/namespaces/${ns.name}/services/${name}`;
 
-describe('setFinalizer', () => {
-  it('adds once, then makes no write; removes only ours', async () => {
+const marks = (finalizer: string): OwnershipMarks => ({ finalizer, annotation: 'example.com/owner' });
+
+describe('ownership marks (finalizer + owner annotation in one patch)', () => {
+  it('claims once, then makes no write; releases only ours', async () => {
     const created = await createService('fin');
-    const added = await setFinalizer(ns.client, path('fin'), created, 'example.com/a', true);
+    const claim = (s: V1Service, finalizer: string, owner: string): Promise<{ object: V1Service; wrote: boolean }> => patchWithRetry(ns.client, path('fin'), s, (o) => claimPatch(o, marks(finalizer), owner));
+    const added = await claim(created, 'example.com/a', 'one');
     expect(added.wrote).toBe(true);
-    const again = await setFinalizer(ns.client, path('fin'), added.object, 'example.com/a', true);
+    expect(added.object.metadata?.annotations?.['example.com/owner']).toBe('one');
+    const again = await claim(added.object, 'example.com/a', 'one');
     expect(again.wrote).toBe(false);
     expect(again.object.metadata?.resourceVersion).toBe(added.object.metadata?.resourceVersion);
-    const other = await setFinalizer(ns.client, path('fin'), again.object, 'example.com/b', true);
-    const removed = await setFinalizer(ns.client, path('fin'), other.object, 'example.com/a', false);
+    const other = await ns.client.request<V1Service>('PATCH', path('fin'), { body: { metadata: { finalizers: ['example.com/a', 'example.com/b'] } }, patchType: 'merge' });
+    const removed = await patchWithRetry(ns.client, path('fin'), other, (o) => releasePatch(o, marks('example.com/a')));
     expect(removed.object.metadata?.finalizers).toEqual(['example.com/b']);
-    await setFinalizer(ns.client, path('fin'), removed.object, 'example.com/b', false);
+    expect(removed.object.metadata?.annotations?.['example.com/owner']).toBeUndefined();
+    expect((await patchWithRetry(ns.client, path('fin'), removed.object, (o) => releasePatch(o, marks('example.com/a')))).wrote).toBe(false);
+    await ns.client.request('PATCH', path('fin'), { body: { metadata: { finalizers: null } }, patchType: 'merge' });
   });
 
   it('retries on 409 Conflict from a stale copy without losing the concurrent change', async () => {
     const created = await createService('conflict');
     // Someone else adds their finalizer after we read.
     await ns.client.request('PATCH', path('conflict'), { body: { metadata: { finalizers: ['example.com/theirs'] } }, patchType: 'merge' });
-    const result = await setFinalizer(ns.client, path('conflict'), created, 'example.com/ours', true);
+    const result = await patchWithRetry(ns.client, path('conflict'), created, (o) => claimPatch(o, marks('example.com/ours'), 'us'));
     expect(result.wrote).toBe(true);
     expect(result.object.metadata?.finalizers).toEqual(['example.com/theirs', 'example.com/ours']);
     await ns.client.request('PATCH', path('conflict'), { body: { metadata: { finalizers: null } }, patchType: 'merge' });

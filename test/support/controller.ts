@@ -2,11 +2,12 @@
 import { readFile } from 'node:fs/promises';
 import { inject } from 'vitest';
 import { renderCrdFiles } from '../../src/api/render.js';
-import { parseControllerFlags } from '../../src/config.js';
+import { parseControllerFlags } from '../../src/cmd/config.js';
+import { PROVIDER_MODULES } from '../../src/providers/registry.js';
 import { applyYaml } from '../../src/kube/apply.js';
 import { createLogger } from '../../src/kube/logger.js';
 import type { KubeClient } from '../../src/kube/rest.js';
-import { startController, type RunningController, type StartOptions } from '../../src/manager.js';
+import { startController, type RunningController, type StartOptions } from '../../src/cmd/controller.js';
 import { eventually } from './kube.js';
 
 export interface TestController {
@@ -15,7 +16,8 @@ export interface TestController {
 }
 
 export async function startTestController(flags: string[] = [], options: StartOptions = {}): Promise<TestController> {
-  const config = parseControllerFlags([`--kubeconfig=${inject('kubeconfig')}`, '--metrics-addr=0', '--health-addr=0', '--log-level=silent', ...flags]);
+  const modules = [...(options.providerModules ?? []), ...PROVIDER_MODULES];
+  const config = parseControllerFlags([`--kubeconfig=${inject('kubeconfig')}`, '--metrics-addr=0', '--health-addr=0', '--log-level=silent', ...flags], process.env, modules);
   const abort = new AbortController();
   const running = await startController(config, abort.signal, { logger: createLogger(process.env.PORTICO_TEST_LOG === '1' ? 'debug' : 'silent'), ...options });
   return {

@@ -1,36 +1,38 @@
 /**
- * The LoadBalancer controller: informers feed a workqueue; each reconcile plans from the
- * current Service (level-based, never from the event that queued it) and the executor below
- * carries the plan out: finalizer first, provider call, then status — each written only when
- * it differs.
+ * The LoadBalancer controller: informer events (handlers.ts) feed a workqueue; each reconcile
+ * reads the current Service by key (level-based), asks the planner what to do, and has the
+ * executor carry it out: ownership marks first, provider call, then status — each written only
+ * when it differs.
  */
-import type { V1Node, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Clock } from '../../kube/clock.js';
-import type { EventSink, EventType, ObjectReference } from '../../kube/events.js';
-import { objectKey, type Informer } from '../../kube/informer.js';
-import { equivalent, patchStatus, patchWithRetry } from '../../kube/patch.js';
+import type { EventSink } from '../../kube/events.js';
+import { WriteExpectations } from '../../kube/expectations.js';
+import { objectKey, type Cache } from '../../kube/informer.js';
+import { metric } from '../../kube/metrics.js';
+import { equivalent } from '../../kube/patch.js';
 import type { KubeClient } from '../../kube/rest.js';
 import { done, requeueAfter, retry, terminal, WorkQueue, type Outcome as QueueOutcome } from '../../kube/workqueue.js';
-import { asProviderError, isProviderClass, type LoadBalancerProvider, type ProviderClass } from '../../providers/provider.js';
-import { WriteExpectations } from './expectations.js';
+import { asProviderError, type Backends, type LoadBalancerProvider, type ProviderClass, type ProviderError, type ReadonlyEndpointSlice, type ReadonlyNode } from '../../providers/provider.js';
+import type { ControllerModule, ModuleDeps } from '../module.js';
+import { LoadBalancerExecutor } from './executor.js';
+import { endpointSliceHandlers, nodeHandlers, serviceHandlers, type HandlerTarget } from './handlers.js';
 import {
+  decideConverge,
   describeIngress,
   describeProblems,
-  desiredStatus,
   eligibleNodes,
-  FINALIZER,
+  endpointSlicesKey,
   hasFinalizer,
   nodeSetKey,
   plan,
   PROVISIONED_BY_ANNOTATION,
-  provisionedBy,
-  sameInputs,
   serviceSpecKey,
-  statusPatch,
+  sliceServiceKey,
   wantedClass,
-  type Outcome,
+  type Converged,
 } from './planner.js';
 
 export const DEFAULT_WORKERS = 4;
@@ -42,124 +44,97 @@ export const STALE_CACHE_TIMEOUT_MS = 10_000;
 /** EnsuringLoadBalancer announces only work users would otherwise wait on without a word. */
 export const ENSURING_EVENT_DELAY_MS = 1_000;
 
-export interface LoadBalancerControllerOptions {
-  client: KubeClient;
-  services: Informer<V1Service>;
-  nodes: Informer<V1Node>;
+export const SERVICES_PATH = '/api/v1/services';
+export const NODES_PATH = '/api/v1/nodes';
+export const ENDPOINT_SLICES_PATH = '/apis/discovery.k8s.io/v1/endpointslices';
+
+export interface LoadBalancerSettings {
   providers: ReadonlyMap<ProviderClass, LoadBalancerProvider>;
-  events: EventSink;
-  clock: Clock;
-  logger: Logger;
-  registry: Registry;
+  /** Every class this build knows, enabled or not. */
+  knownClasses: ReadonlySet<ProviderClass>;
   defaultClass?: ProviderClass | undefined;
   workers?: number;
   resyncPeriodMs?: number;
   random?: () => number;
 }
 
-/** What this process last converged for a Service. */
-interface Synced {
-  uid: string;
-  provider: ProviderClass;
-  specKey: string;
-  nodeKey: string;
-  ensuredAt: number;
-  service: V1Service;
+export interface LoadBalancerControllerOptions extends LoadBalancerSettings {
+  client: KubeClient;
+  services: Cache<V1Service>;
+  nodes: Cache<V1Node>;
+  /** Only when a provider needs EndpointSlices. */
+  endpointSlices?: Cache<V1EndpointSlice> | undefined;
+  events: EventSink;
+  clock: Clock;
+  logger: Logger;
+  registry: Registry;
 }
 
 interface Metrics {
   reconciles: Counter<'result'>;
   duration: Histogram;
-  providerCalls: Counter<'provider' | 'method' | 'result'>;
   managed: Gauge<'provider'>;
-}
-
-function metric<T>(registry: Registry, name: string, create: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? create();
 }
 
 function createMetrics(registry: Registry): Metrics {
   const registers = [registry];
   return {
-    reconciles: metric(registry, 'portico_loadbalancer_reconciles_total', () => new Counter({ name: 'portico_loadbalancer_reconciles_total', help: 'LoadBalancer reconciles by result (done, requeue, error, terminal)', labelNames: ['result'], registers })),
-    duration: metric(registry, 'portico_loadbalancer_reconcile_duration_seconds', () => new Histogram({ name: 'portico_loadbalancer_reconcile_duration_seconds', help: 'Time one LoadBalancer reconcile takes', buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120], registers })),
-    providerCalls: metric(registry, 'portico_provider_calls_total', () => new Counter({ name: 'portico_provider_calls_total', help: 'Provider calls by provider, method and result', labelNames: ['provider', 'method', 'result'], registers })),
-    managed: metric(registry, 'portico_loadbalancer_services', () => new Gauge({ name: 'portico_loadbalancer_services', help: 'LoadBalancer Services converged by this controller, by provider', labelNames: ['provider'], registers })),
+    reconciles: metric(registry, 'portico_loadbalancer_reconciles_total', Counter<'result'>, () => new Counter({ name: 'portico_loadbalancer_reconciles_total', help: 'LoadBalancer reconciles by result (done, requeue, error, terminal)', labelNames: ['result'], registers })),
+    duration: metric(registry, 'portico_loadbalancer_reconcile_duration_seconds', Histogram, () => new Histogram({ name: 'portico_loadbalancer_reconcile_duration_seconds', help: 'Time one LoadBalancer reconcile takes', buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120], registers })),
+    managed: metric(registry, 'portico_loadbalancer_services', Gauge<'provider'>, () => new Gauge({ name: 'portico_loadbalancer_services', help: 'LoadBalancer Services converged by this controller, by provider', labelNames: ['provider'], registers })),
   };
 }
 
-export function serviceRef(service: V1Service): ObjectReference {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    namespace: service.metadata?.namespace,
-    name: service.metadata?.name ?? '',
-    uid: service.metadata?.uid,
-    resourceVersion: service.metadata?.resourceVersion,
-  };
+/** The module the manager starts: the controller on the term's shared informers. */
+export function createLoadBalancerModule(deps: ModuleDeps, settings: LoadBalancerSettings): ControllerModule & { controller: LoadBalancerController } {
+  const needsSlices = [...settings.providers.values()].some((p) => p.needs?.endpointSlices === true);
+  const controller = new LoadBalancerController({
+    ...settings,
+    client: deps.client,
+    services: deps.informers.informer<V1Service>(SERVICES_PATH),
+    nodes: deps.informers.informer<V1Node>(NODES_PATH),
+    endpointSlices: needsSlices ? deps.informers.informer<V1EndpointSlice>(ENDPOINT_SLICES_PATH) : undefined,
+    events: deps.events,
+    clock: deps.clock,
+    logger: deps.logger,
+    registry: deps.registry,
+  });
+  return { name: 'loadbalancer', controller, run: (signal) => controller.run(signal) };
 }
 
-export function servicePath(service: V1Service): string {
-  return `/api/v1/namespaces/${service.metadata?.namespace ?? 'default'}/services/${service.metadata?.name ?? ''}`;
+interface ConvergedEntry extends Converged {
+  /** The last copy we converged, for cleanup after a forced deletion or a same-name recreate. */
+  service: V1Service;
 }
 
-export class LoadBalancerController {
+export class LoadBalancerController implements HandlerTarget {
   readonly queue: WorkQueue;
-  private readonly synced = new Map<string, Synced>();
-  /** Last copy of Services deleted while still carrying our finalizer (forced removal). */
+  readonly expectations: WriteExpectations;
+  private readonly converged = new Map<string, ConvergedEntry>();
+  /** Last copy of Services deleted while still carrying our marks (forced removal). */
   private readonly tombstones = new Map<string, V1Service>();
   /** UIDs whose balancer this process deleted: their final DELETED event needs no cleanup. */
   private readonly cleanedUids = new Set<string>();
   /** Services a provider asked to re-ensure (e.g. a pool edit took their address away). */
   private readonly providerRequested = new Set<string>();
-  private readonly expectations: WriteExpectations;
+  /** In-flight work per key, aborted when superseded (cleanup is never superseded: it is what follows). */
+  private readonly inflight = new Map<string, { work: AbortController; supersedable: boolean }>();
   /** The eligible node set and its fingerprint, recomputed only on node events. */
-  private eligible: { nodes: V1Node[]; key: string } = { nodes: [], key: '' };
+  private eligible: { nodes: ReadonlyNode[]; key: string } = { nodes: [], key: '' };
+  /** Slice keys per Service key, kept from slice events (only when a provider needs slices). */
+  private readonly slicesByService = new Map<string, Set<string>>();
   private readonly metrics: Metrics;
+  private readonly executor: LoadBalancerExecutor;
 
   constructor(private readonly options: LoadBalancerControllerOptions) {
     this.queue = new WorkQueue({ name: 'loadbalancer', clock: options.clock, registry: options.registry });
     this.expectations = new WriteExpectations(options.clock, STALE_CACHE_TIMEOUT_MS);
     this.metrics = createMetrics(options.registry);
-  }
-
-  private get log(): Logger {
-    return this.options.logger;
-  }
-
-  /** Services of our classes (enabled or not) and any still carrying our finalizer; others are never queued. */
-  private relevant(service: V1Service): boolean {
-    return wantedClass(service, this.options.defaultClass) !== undefined || hasFinalizer(service);
-  }
-
-  /** Runs until `signal` aborts (leadership lost or shutdown); informers must be running. */
-  async run(signal: AbortSignal): Promise<void> {
-    const { services, nodes, providers } = this.options;
-    services.on({
-      onAdd: (s) => {
-        const key = objectKey(s);
-        this.expectations.delivered(key, s.metadata?.resourceVersion ?? '');
-        if (this.relevant(s)) this.queue.add(key);
-      },
-      onUpdate: (old, s) => {
-        const key = objectKey(s);
-        const delivery = this.expectations.delivered(key, s.metadata?.resourceVersion ?? '');
-        // Our own write coming back carries nothing to react to, unless a relist folded someone
-        // else's change into it.
-        const foreignChange = delivery === 'foreign' || !sameInputs(old, s) || old.metadata?.deletionTimestamp !== s.metadata?.deletionTimestamp;
-        if (delivery === 'resume' || (foreignChange && (this.relevant(s) || this.relevant(old)))) this.queue.add(key);
-      },
-      onDelete: (s) => {
-        this.expectations.forget(objectKey(s));
-        // Provisioned by us but not cleaned up by us (finalizer forced off): remember it for cleanup.
-        const provisioned = hasFinalizer(s) || s.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION] !== undefined;
-        if (provisioned && !this.cleanedUids.delete(s.metadata?.uid ?? '')) this.tombstones.set(objectKey(s), s);
-        if (this.relevant(s)) this.queue.add(objectKey(s));
-      },
-    });
-    const onNodes = (): void => this.nodesChanged();
-    nodes.on({ onAdd: onNodes, onUpdate: onNodes, onDelete: onNodes });
-    for (const provider of providers.values()) {
+    this.executor = new LoadBalancerExecutor({ ...options, expectations: this.expectations });
+    options.services.on(serviceHandlers(this));
+    options.nodes.on(nodeHandlers(this));
+    options.endpointSlices?.on(endpointSliceHandlers(this));
+    for (const provider of options.providers.values()) {
       provider.onChange?.((keys) => {
         for (const key of keys) {
           this.providerRequested.add(key);
@@ -167,21 +142,77 @@ export class LoadBalancerController {
         }
       });
     }
+  }
 
-    const synced = await Promise.all([services.waitForSync(signal), nodes.waitForSync(signal)]);
-    if (!synced.every(Boolean)) return;
-    this.refreshEligibleNodes();
-    // Providers rebuild their state from what they provisioned before any reconcile runs.
-    for (const provider of providers.values()) {
-      const mine = services.list().filter((s) => provisionedBy(s) === provider.providerClass);
-      await provider.start?.(mine, signal);
-    }
+  private get log(): Logger {
+    return this.options.logger;
+  }
+
+  // ---- HandlerTarget -------------------------------------------------------------------------
+
+  /** Services of our classes (enabled or not) and any still carrying our marks; others are never queued. */
+  relevant(service: V1Service): boolean {
+    return wantedClass(service, this.options.defaultClass) !== undefined || hasFinalizer(service) || service.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION] !== undefined;
+  }
+
+  enqueue(key: string): void {
+    this.queue.add(key);
+  }
+
+  supersede(key: string): void {
+    const entry = this.inflight.get(key);
+    if (entry?.supersedable) entry.work.abort(new Error('superseded: the Service was deleted or recreated'));
+  }
+
+  vanished(service: V1Service): void {
+    if (!this.cleanedUids.delete(service.metadata?.uid ?? '')) this.tombstones.set(objectKey(service), service);
+  }
+
+  nodesChanged(): void {
+    if (!this.refreshEligibleNodes()) return;
+    // Only Services converged against another backend set need their backends updated.
+    for (const [key, entry] of this.converged) if (entry.backendsKey !== this.backendsKey(key, entry.provider)) this.queue.add(key);
+  }
+
+  endpointSlicesChanged(serviceKey: string): void {
+    this.indexSlices(serviceKey);
+    const entry = this.converged.get(serviceKey);
+    if (entry && entry.backendsKey !== this.backendsKey(serviceKey, entry.provider)) this.queue.add(serviceKey);
+  }
+
+  // ---- run -----------------------------------------------------------------------------------
+
+  /** Runs until `signal` aborts (leadership lost or shutdown); the informers must be running. */
+  async run(signal: AbortSignal): Promise<void> {
+    if (!(await this.prepare(signal))) return;
+    const { services, providers } = this.options;
     for (const service of services.list()) if (this.relevant(service)) this.queue.add(objectKey(service));
     this.log.info({ services: services.list().length, workers: this.options.workers ?? DEFAULT_WORKERS }, 'LoadBalancer controller started');
     const stop = (): void => this.queue.shutDown();
     signal.addEventListener('abort', stop, { once: true });
     await this.queue.run(this.options.workers ?? DEFAULT_WORKERS, (key, s) => this.reconcileKey(key, s), signal);
+    for (const { work } of this.inflight.values()) work.abort();
     for (const provider of providers.values()) provider.stop?.();
+  }
+
+  /** Waits for the caches and lets providers rebuild their state; false if `signal` aborted first. */
+  async prepare(signal: AbortSignal): Promise<boolean> {
+    const { services, nodes, endpointSlices, providers } = this.options;
+    const synced = await Promise.all([services.waitForSync(signal), nodes.waitForSync(signal), endpointSlices?.waitForSync(signal) ?? true]);
+    if (!synced.every(Boolean)) return false;
+    this.refreshEligibleNodes();
+    if (endpointSlices) for (const slice of endpointSlices.list()) this.indexSlice(slice);
+    // Providers rebuild their state before any reconcile, from every Service that may hold
+    // something of theirs: its class, our record, or our finalizer without a record. Marks can
+    // be edited (or lost while we were down): the class and the status are evidence too.
+    for (const provider of providers.values()) {
+      const mine = services.list().filter((s) => {
+        const recorded = s.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION];
+        return wantedClass(s, this.options.defaultClass) === provider.providerClass || recorded === provider.providerClass || (recorded === undefined && hasFinalizer(s));
+      });
+      await provider.start?.(signal, mine);
+    }
+    return !signal.aborted;
   }
 
   /** Returns whether the eligible set changed. */
@@ -193,45 +224,65 @@ export class LoadBalancerController {
     return true;
   }
 
-  private nodesChanged(): void {
-    if (!this.refreshEligibleNodes()) return;
-    // Only Services converged against another node set need their backends updated.
-    for (const [serviceKey, synced] of this.synced) if (synced.nodeKey !== this.eligible.key) this.queue.add(serviceKey);
+  private indexSlice(slice: V1EndpointSlice): void {
+    const key = sliceServiceKey(slice);
+    if (key !== undefined) this.indexSlices(key);
   }
 
-  async reconcileKey(key: string, signal: AbortSignal): Promise<QueueOutcome> {
+  private indexSlices(serviceKey: string): void {
+    const slices = this.options.endpointSlices;
+    if (!slices) return;
+    const [namespace] = serviceKey.split('/');
+    const keys = new Set(slices.list().filter((s) => s.metadata?.namespace === namespace && sliceServiceKey(s) === serviceKey).map(objectKey));
+    if (keys.size > 0) this.slicesByService.set(serviceKey, keys);
+    else this.slicesByService.delete(serviceKey);
+  }
+
+  private backends(serviceKey: string, provider: LoadBalancerProvider): Backends {
+    const slices: ReadonlyEndpointSlice[] = [];
+    if (provider.needs?.endpointSlices === true) {
+      for (const sliceKey of this.slicesByService.get(serviceKey) ?? []) {
+        const slice = this.options.endpointSlices?.get(sliceKey);
+        if (slice) slices.push(slice);
+      }
+    }
+    return { nodes: this.eligible.nodes, endpointSlices: slices };
+  }
+
+  private backendsKey(serviceKey: string, providerClass: ProviderClass): string {
+    const provider = this.options.providers.get(providerClass);
+    if (!provider?.needs?.endpointSlices) return this.eligible.key;
+    return `${this.eligible.key}/${endpointSlicesKey(this.backends(serviceKey, provider).endpointSlices)}`;
+  }
+
+  // ---- reconcile -----------------------------------------------------------------------------
+
+  async reconcileKey(key: string, termSignal: AbortSignal): Promise<QueueOutcome> {
     const started = this.options.clock.now();
     const log = this.log.child({ service: key });
+    const work = new AbortController();
+    const entry = { work, supersedable: true };
+    this.inflight.set(key, entry);
+    const signal = AbortSignal.any([termSignal, work.signal]);
     try {
       const outcome = await this.reconcile(key, log, signal);
       this.metrics.reconciles.inc({ result: outcome.kind });
       return outcome;
     } catch (error) {
-      log.error({ err: error }, 'reconcile failed');
       this.metrics.reconciles.inc({ result: 'error' });
+      if (termSignal.aborted) return done();
+      // Superseded: the event that aborted it has queued the key again.
+      if (work.signal.aborted) return retry(error);
+      log.error({ err: error }, 'reconcile failed');
       return retry(error);
     } finally {
+      if (this.inflight.get(key) === entry) this.inflight.delete(key);
       this.metrics.duration.observe((this.options.clock.now() - started) / 1000);
     }
   }
 
   private provider(providerClass: ProviderClass): LoadBalancerProvider | undefined {
     return this.options.providers.get(providerClass);
-  }
-
-  private event(service: V1Service, type: EventType, reason: string, message: string): void {
-    this.options.events.record(serviceRef(service), type, reason, message);
-  }
-
-  private async call<T>(provider: LoadBalancerProvider, method: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      const result = await fn();
-      this.metrics.providerCalls.inc({ provider: provider.providerClass, method, result: 'ok' });
-      return result;
-    } catch (error) {
-      this.metrics.providerCalls.inc({ provider: provider.providerClass, method, result: 'error' });
-      throw asProviderError(error);
-    }
   }
 
   private rememberCleaned(uid: string): void {
@@ -244,25 +295,25 @@ export class LoadBalancerController {
   }
 
   private forget(key: string): void {
-    const old = this.synced.get(key);
+    const old = this.converged.get(key);
     if (old) this.metrics.managed.dec({ provider: old.provider });
-    this.synced.delete(key);
+    this.converged.delete(key);
   }
 
-  private remember(key: string, entry: Synced): void {
-    const old = this.synced.get(key);
+  private remember(key: string, entry: ConvergedEntry): void {
+    const old = this.converged.get(key);
     if (old) this.metrics.managed.dec({ provider: old.provider });
     this.metrics.managed.inc({ provider: entry.provider });
-    this.synced.set(key, entry);
+    this.converged.set(key, entry);
   }
 
   private async reconcile(key: string, log: Logger, signal: AbortSignal): Promise<QueueOutcome> {
     const service = this.options.services.get(key);
-    if (!service) return this.reconcileGone(key, log);
+    if (!service) return this.reconcileGone(key, log, signal);
     const tombstone = this.tombstones.get(key);
     if (tombstone && tombstone.metadata?.uid !== service.metadata?.uid) {
       // Deleted behind our back and recreated under the same name: the old balancer goes first.
-      const cleaned = await this.reconcileGone(key, log);
+      const cleaned = await this.reconcileGone(key, log, signal);
       if (cleaned.kind !== 'done') return cleaned;
     }
     this.tombstones.delete(key);
@@ -271,13 +322,10 @@ export class LoadBalancerController {
     if (staleMs > 0) return requeueAfter(staleMs);
 
     // Same name, new object: the old one's balancer goes before the new one gets its own.
-    const known = this.synced.get(key);
+    const known = this.converged.get(key);
     if (known && known.uid !== service.metadata?.uid) {
-      const oldProvider = this.provider(known.provider);
-      if (oldProvider) {
-        const failure = await this.deleteOld(service, oldProvider, known.service);
-        if (failure) return failure;
-      }
+      const failure = await this.deleteFrom([known.provider], known.service, service, log, signal);
+      if (failure) return failure;
       this.forget(key);
       log.info({ oldUid: known.uid }, 'Service was recreated; deleted the old balancer');
     }
@@ -285,7 +333,8 @@ export class LoadBalancerController {
     const planned = plan({
       service,
       defaultClass: this.options.defaultClass,
-      available: new Set(this.options.providers.keys()),
+      enabled: new Set(this.options.providers.keys()),
+      known: this.options.knownClasses,
       validate: (providerClass, s) => this.provider(providerClass)?.validate(s) ?? [],
     });
     switch (planned.kind) {
@@ -293,90 +342,106 @@ export class LoadBalancerController {
         this.forget(key);
         return done();
       case 'unavailable': {
-        const { wrote } = await this.writeStatus(service, { kind: 'unavailable', wanted: planned.wanted }, signal);
-        if (wrote) this.event(service, 'Warning', 'SyncLoadBalancerFailed', `provider ${planned.wanted} is not enabled in this controller`);
+        const available = [...this.options.providers.keys()];
+        const { wrote } = await this.executor.writeStatus(service, { kind: 'unavailable', wanted: planned.wanted, known: planned.known, available }, signal);
+        if (wrote) this.executor.event(service, 'Warning', 'SyncLoadBalancerFailed', planned.known ? `provider ${planned.wanted} is not enabled in this controller` : `${planned.wanted} is not a class this Portico build serves`);
         return terminal(new Error(`provider ${planned.wanted} not enabled`));
       }
       case 'reject': {
         const message = describeProblems(planned.problems);
+        const provider = this.provider(planned.provider);
+        const held = provider ? await this.executor.held(this.executor.context(service, provider, signal, log), provider, service) : undefined;
         // Our own status write re-queues the Service: warn once per change, not per reconcile.
-        const { wrote } = await this.writeStatus(service, { kind: 'rejected', problems: planned.problems }, signal);
+        const { wrote } = await this.executor.writeStatus(service, { kind: 'rejected', problems: planned.problems, held }, signal);
         if (wrote) {
-          this.event(service, 'Warning', 'SyncLoadBalancerFailed', `invalid spec: ${message}`);
+          this.executor.event(service, 'Warning', 'SyncLoadBalancerFailed', `invalid spec: ${message}`);
           log.warn({ problems: planned.problems }, 'Service spec rejected');
         }
         return terminal(new Error(message));
       }
       case 'cleanup':
-        return this.cleanup(service, planned.provider, planned.deleting, planned.why, log, signal);
+        return this.cleanup(service, planned, log, signal);
       case 'ensure':
         return this.ensure(key, service, planned.provider, planned.previous, log, signal);
     }
   }
 
   /** The Service is gone from the cache. Only a forced finalizer removal leaves work here. */
-  private async reconcileGone(key: string, log: Logger): Promise<QueueOutcome> {
-    const last = this.tombstones.get(key) ?? this.synced.get(key)?.service;
-    const recorded = last?.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION];
-    const providerClass = this.synced.get(key)?.provider ?? (isProviderClass(recorded) ? recorded : undefined);
-    const provider = providerClass ? this.provider(providerClass) : undefined;
-    if (last && provider) {
-      try {
-        await this.call(provider, 'ensureDeleted', () => provider.ensureDeleted(last));
-      } catch (error) {
-        const providerError = asProviderError(error);
-        log.warn({ err: providerError }, 'could not delete the balancer of a vanished Service; retrying');
-        return this.providerErrorOutcome(providerError);
+  private async reconcileGone(key: string, log: Logger, signal: AbortSignal): Promise<QueueOutcome> {
+    const last = this.tombstones.get(key) ?? this.converged.get(key)?.service;
+    if (last) {
+      const recorded = this.converged.get(key)?.provider ?? last.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION];
+      const targets = this.cleanupTargets(last, recorded !== undefined && this.provider(recorded) ? recorded : undefined, recorded === undefined || !this.provider(recorded));
+      for (const provider of targets) {
+        try {
+          await this.executor.call(provider, 'ensureDeleted', () => provider.ensureDeleted(this.executor.context(last, provider, signal, log), last));
+        } catch (error) {
+          const providerError = asProviderError(error);
+          log.warn({ err: providerError }, 'could not delete the balancer of a vanished Service; retrying');
+          return this.providerErrorOutcome(providerError);
+        }
       }
-      log.info('Service vanished without our cleanup; deleted its balancer');
+      if (targets.length > 0) log.info('Service vanished without our cleanup; deleted its balancer');
     }
     this.tombstones.delete(key);
     this.forget(key);
     return done();
   }
 
-  /** Deletes a balancer that belongs to an older incarnation or provider; failures are reported on the Service. */
-  private async deleteOld(service: V1Service, provider: LoadBalancerProvider, old: V1Service): Promise<QueueOutcome | undefined> {
-    try {
-      await this.call(provider, 'ensureDeleted', () => provider.ensureDeleted(old));
-      return undefined;
-    } catch (error) {
-      const providerError = asProviderError(error);
-      this.event(service, 'Warning', 'SyncLoadBalancerFailed', `Error deleting the previous load balancer: ${providerError.message}`);
-      return this.providerErrorOutcome(providerError);
-    }
+  /**
+   * Who to ask to delete: the recorded provider (if running here), every provider that says it
+   * holds something for the Service, and — when the record is missing or names a provider not
+   * running here (a tenant can write the annotation) — every enabled provider.
+   */
+  private cleanupTargets(service: V1Service, recorded: ProviderClass | undefined, ownerUnknown: boolean): LoadBalancerProvider[] {
+    return [...this.options.providers.values()].filter((p) => ownerUnknown || p.providerClass === recorded || p.holds?.(service) === true);
   }
 
-  private async cleanup(service: V1Service, providerClass: ProviderClass, deleting: boolean, why: string, log: Logger, signal: AbortSignal): Promise<QueueOutcome> {
-    const key = objectKey(service);
-    const provider = this.provider(providerClass);
-    if (!provider) {
-      // Keep the finalizer: removing it would leak whatever that provider created.
-      this.event(service, 'Warning', 'SyncLoadBalancerFailed', `cannot delete the load balancer: provider ${providerClass} is not enabled in this controller`);
-      return terminal(new Error(`provider ${providerClass} not enabled`));
+  /** Deletes what `providers` have for `old` (an older incarnation or provider); failures are reported on `service`. */
+  private async deleteFrom(providers: readonly ProviderClass[], old: V1Service, service: V1Service, log: Logger, signal: AbortSignal): Promise<QueueOutcome | undefined> {
+    for (const providerClass of providers) {
+      const provider = this.provider(providerClass);
+      if (!provider) continue;
+      try {
+        await this.executor.call(provider, 'ensureDeleted', () => provider.ensureDeleted(this.executor.context(service, provider, signal, log), old));
+      } catch (error) {
+        const providerError = asProviderError(error);
+        this.executor.event(service, 'Warning', 'SyncLoadBalancerFailed', `Error deleting the previous load balancer: ${providerError.message}`);
+        return this.providerErrorOutcome(providerError);
+      }
     }
-    this.event(service, 'Normal', 'DeletingLoadBalancer', `Deleting load balancer (${why})`);
-    try {
-      await this.call(provider, 'ensureDeleted', () => provider.ensureDeleted(service));
-    } catch (error) {
-      const providerError = asProviderError(error);
-      this.event(service, 'Warning', 'SyncLoadBalancerFailed', `Error deleting load balancer: ${providerError.message}`);
-      return this.providerErrorOutcome(providerError);
+    return undefined;
+  }
+
+  private async cleanup(service: V1Service, planned: Extract<ReturnType<typeof plan>, { kind: 'cleanup' }>, log: Logger, signal: AbortSignal): Promise<QueueOutcome> {
+    const key = objectKey(service);
+    const inflight = this.inflight.get(key);
+    if (inflight) inflight.supersedable = false;
+    const targets = this.cleanupTargets(service, planned.recorded, planned.unknownOwner !== undefined);
+    if (targets.length > 0) this.executor.event(service, 'Normal', 'DeletingLoadBalancer', `Deleting load balancer (${planned.why})`);
+    for (const provider of targets) {
+      try {
+        await this.executor.call(provider, 'ensureDeleted', () => provider.ensureDeleted(this.executor.context(service, provider, signal, log), service));
+      } catch (error) {
+        const providerError = asProviderError(error);
+        this.executor.event(service, 'Warning', 'SyncLoadBalancerFailed', `Error deleting load balancer: ${providerError.message}`);
+        return this.providerErrorOutcome(providerError);
+      }
     }
     let current = service;
-    if (!deleting) current = (await this.writeStatus(service, { kind: 'cleaned' }, signal)).object;
+    if (!planned.deleting) current = (await this.executor.writeStatus(service, { kind: 'cleaned' }, signal)).object;
     // Before the finalizer goes: the DELETED event can arrive before this call returns.
-    if (deleting) this.rememberCleaned(service.metadata?.uid ?? '');
-    const released = await patchWithRetry(this.options.client, servicePath(current), current, (s) =>
-      hasFinalizer(s) || s.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION] !== undefined
-        ? { metadata: { finalizers: (s.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER), annotations: { [PROVISIONED_BY_ANNOTATION]: null } } }
-        : undefined,
-      { signal },
-    );
-    if (released.wrote && !deleting) this.expect(released.object);
-    this.event(service, 'Normal', 'DeletedLoadBalancer', 'Deleted load balancer');
+    if (planned.deleting) this.rememberCleaned(service.metadata?.uid ?? '');
+    await this.executor.release(current, planned.deleting, signal);
+    if (planned.unknownOwner !== undefined) {
+      const asked = targets.map((p) => p.providerClass).join(', ') || 'none';
+      this.executor.event(service, 'Warning', 'ReleasedUnknownOwner', `Released Portico's finalizer: ${planned.unknownOwner}; asked every enabled provider (${asked}) to delete what it holds for this Service`);
+      log.warn({ why: planned.why, unknownOwner: planned.unknownOwner }, 'released a Service whose recorded provider is not running here');
+    } else {
+      this.executor.event(service, 'Normal', 'DeletedLoadBalancer', 'Deleted load balancer');
+    }
     this.forget(key);
-    log.info({ why }, 'load balancer deleted');
+    log.info({ why: planned.why }, 'load balancer deleted');
     return done();
   }
 
@@ -384,64 +449,63 @@ export class LoadBalancerController {
     const provider = this.provider(providerClass);
     if (!provider) return terminal(new Error(`provider ${providerClass} not enabled`));
     if (previous) {
-      const old = this.provider(previous);
-      if (!old) return terminal(new Error(`provider ${previous} that provisioned this Service is not enabled`));
-      const failure = await this.deleteOld(service, old, service);
+      const failure = await this.deleteFrom([previous], service, service, log, signal);
       if (failure) return failure;
       log.info({ previous, next: providerClass }, 'moved to another provider; deleted the old balancer');
     }
 
-    // Finalizer (and who provisioned) before any provider call, so nothing is ever leaked.
-    const { object: current, wrote: wroteFinalizer } = await patchWithRetry(this.options.client, servicePath(service), service, (s) =>
-      hasFinalizer(s) && s.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION] === providerClass
-        ? undefined
-        : { metadata: { finalizers: [...(s.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER), FINALIZER], annotations: { [PROVISIONED_BY_ANNOTATION]: providerClass } } },
-      { signal },
-    );
-    if (wroteFinalizer) this.expect(current);
-
-    const { nodes, key: nodeKey } = this.eligible;
+    const current = await this.executor.claim(service, providerClass, signal);
+    const ctx = this.executor.context(current, provider, signal, log);
+    const backends = this.backends(key, provider);
+    const backendsKey = this.backendsKey(key, providerClass);
     const specKey = serviceSpecKey(current);
     const now = this.options.clock.now();
-    const resyncMs = this.options.resyncPeriodMs ?? DEFAULT_RESYNC_PERIOD_MS;
-    const known = this.synced.get(key);
-    const hasIngress = (current.status?.loadBalancer?.ingress ?? []).length > 0;
-    const resyncDue = known !== undefined && now - known.ensuredAt >= resyncMs * (1 - RESYNC_JITTER);
-    // Someone else rewrote the status we wrote: converge it back.
-    const statusDrifted = known !== undefined && !equivalent(current.status?.loadBalancer, known.service.status?.loadBalancer);
-    const requested = this.providerRequested.delete(key);
-    const needsEnsure = !known || known.specKey !== specKey || known.provider !== providerClass || resyncDue || !hasIngress || statusDrifted || requested;
+    const resyncPeriodMs = this.options.resyncPeriodMs ?? DEFAULT_RESYNC_PERIOD_MS;
+    const known = this.converged.get(key);
+    const ingress = current.status?.loadBalancer?.ingress ?? [];
+    const decision = decideConverge({
+      known,
+      provider: providerClass,
+      specKey,
+      backendsKey,
+      ingress,
+      now,
+      resyncPeriodMs,
+      resyncJitter: RESYNC_JITTER,
+      requested: this.providerRequested.delete(key),
+      equivalent,
+    });
 
-    if (!needsEnsure) {
-      if (known.nodeKey !== nodeKey) {
-        try {
-          await this.call(provider, 'updateNodes', () => provider.updateNodes(current, nodes));
-        } catch (error) {
-          return this.failed(current, provider, asProviderError(error), signal);
-        }
-        this.remember(key, { ...known, nodeKey, service: current });
-        log.info({ nodes: nodes.length }, 'updated load balancer backends');
+    if (decision.kind === 'skip') return requeueAfter(this.nextResyncMs(decision.inMs));
+    if (decision.kind === 'update-backends' && known) {
+      try {
+        await this.executor.call(provider, 'updateBackends', () => provider.updateBackends(ctx, current, backends));
+      } catch (error) {
+        return this.failed(current, provider, asProviderError(error), log, signal);
       }
-      return requeueAfter(this.nextResyncMs(known.ensuredAt + resyncMs - now));
+      this.remember(key, { ...known, backendsKey, service: current });
+      log.info({ nodes: backends.nodes.length, endpointSlices: backends.endpointSlices.length }, 'updated load balancer backends');
+      return requeueAfter(this.nextResyncMs(known.ensuredAt + resyncPeriodMs - now));
     }
 
-    const cancelAnnouncement = hasIngress
-      ? () => undefined
-      : this.options.clock.setTimer(() => this.event(current, 'Normal', 'EnsuringLoadBalancer', 'Ensuring load balancer'), ENSURING_EVENT_DELAY_MS);
+    const cancelAnnouncement =
+      ingress.length > 0 ? () => undefined : this.options.clock.setTimer(() => this.executor.event(current, 'Normal', 'EnsuringLoadBalancer', 'Ensuring load balancer'), ENSURING_EVENT_DELAY_MS);
     let status;
     try {
-      status = await this.call(provider, 'ensure', () => provider.ensure(current, nodes));
+      status = await this.executor.call(provider, 'ensure', () => provider.ensure(ctx, current, backends));
     } catch (error) {
-      return await this.failed(current, provider, asProviderError(error), signal);
+      if (signal.aborted) throw error;
+      return await this.failed(current, provider, asProviderError(error), log, signal);
     } finally {
       cancelAnnouncement();
     }
-    const before = describeIngress(current.status?.loadBalancer?.ingress ?? []);
-    const { object: written } = await this.writeStatus(current, { kind: 'ensured', status }, signal);
+    signal.throwIfAborted();
+    const before = describeIngress(ingress);
+    const { object: written } = await this.executor.writeStatus(current, { kind: 'ensured', status }, signal);
     const after = describeIngress(status.ingress);
-    if (!hasIngress || before !== after) this.event(current, 'Normal', 'EnsuredLoadBalancer', `Ensured load balancer: ${after}`);
-    this.remember(key, { uid: current.metadata?.uid ?? '', provider: providerClass, specKey, nodeKey, ensuredAt: now, service: written });
-    return requeueAfter(this.nextResyncMs(resyncMs));
+    if (ingress.length === 0 || before !== after) this.executor.event(current, 'Normal', 'EnsuredLoadBalancer', `Ensured load balancer: ${after}`);
+    this.remember(key, { uid: current.metadata?.uid ?? '', provider: providerClass, specKey, backendsKey, ensuredAt: now, ingress: written.status?.loadBalancer?.ingress ?? [], service: written });
+    return requeueAfter(this.nextResyncMs(resyncPeriodMs));
   }
 
   private nextResyncMs(baseMs: number): number {
@@ -450,50 +514,31 @@ export class LoadBalancerController {
     return Math.max(1_000, baseMs + (random() * 2 - 1) * RESYNC_JITTER * period);
   }
 
-  private async failed(service: V1Service, provider: LoadBalancerProvider, error: ReturnType<typeof asProviderError>, signal: AbortSignal): Promise<QueueOutcome> {
+  private async failed(service: V1Service, provider: LoadBalancerProvider, error: ProviderError, log: Logger, signal: AbortSignal): Promise<QueueOutcome> {
     const reason = error.reason === 'AllocationFailed' ? 'AllocationFailed' : 'SyncLoadBalancerFailed';
     // If the provider cannot say, keep the ingress: clearing a working address on a hiccup is worse.
-    const exists = await provider.get(service).then((r) => r.exists, () => true);
-    const { wrote } = await this.writeStatus(service, { kind: 'failed', error, exists }, signal);
+    const held = await this.executor.held(this.executor.context(service, provider, signal, log), provider, service);
+    const { wrote } = await this.executor.writeStatus(service, { kind: 'failed', error, held }, signal);
     // Retries repeat the Event (aggregated into a count); a terminal failure warns once per change.
-    if (wrote || error.retryable) this.event(service, 'Warning', reason, error.field ? `${error.field}: ${error.message}` : error.message);
+    if (wrote || error.retryable) this.executor.event(service, 'Warning', reason, error.field ? `${error.field}: ${error.message}` : error.message);
     // Keep who provisioned it (for cleanup) but force a full ensure next time.
     const key = objectKey(service);
-    const known = this.synced.get(key);
+    const known = this.converged.get(key);
     this.remember(key, {
       uid: service.metadata?.uid ?? '',
       provider: provider.providerClass,
       specKey: '',
-      nodeKey: known?.nodeKey ?? '',
+      backendsKey: known?.backendsKey ?? '',
       ensuredAt: known?.ensuredAt ?? 0,
+      ingress: service.status?.loadBalancer?.ingress ?? [],
       service,
     });
     return this.providerErrorOutcome(error);
   }
 
-  private providerErrorOutcome(error: ReturnType<typeof asProviderError>): QueueOutcome {
+  private providerErrorOutcome(error: ProviderError): QueueOutcome {
     if (!error.retryable) return terminal(error);
     if (error.retryAfterMs !== undefined) return requeueAfter(error.retryAfterMs);
     return retry(error);
-  }
-
-  /** Remembers our write so reconciles skip cached copies older than it. */
-  private expect(written: V1Service): void {
-    const resourceVersion = written.metadata?.resourceVersion;
-    if (resourceVersion) this.expectations.wrote(objectKey(written), resourceVersion);
-  }
-
-  /** Writes the status `outcome` implies, only when it differs; returns the object as it is now. */
-  private async writeStatus(service: V1Service, outcome: Outcome, signal: AbortSignal): Promise<{ object: V1Service; wrote: boolean }> {
-    const now = new Date(this.options.clock.now());
-    const result = await patchStatus(
-      this.options.client,
-      servicePath(service),
-      service as V1Service & { status?: Record<string, unknown> },
-      (s) => statusPatch(desiredStatus(s, outcome, now)),
-      signal,
-    );
-    if (result.wrote) this.expect(result.object);
-    return result;
   }
 }

@@ -8,7 +8,7 @@ import { applyManifest, applyYaml, type Manifest } from '../../../src/kube/apply
 import { isKubeError } from '../../../src/kube/rest.js';
 import { ProviderError } from '../../../src/providers/provider.js';
 import { FINALIZER, PROVISIONED_BY_ANNOTATION } from '../../../src/reconcile/loadbalancer/planner.js';
-import { FlakyProvider } from '../../fakes/flaky-provider.js';
+import { fakeProviderModule, FlakyProvider, TEST_CLOUD } from '../../fakes/flaky-provider.js';
 import { installCrds, readExample, startTestController, type TestController } from '../../support/controller.js';
 import { eventually, useNamespace } from '../../support/kube.js';
 
@@ -287,15 +287,15 @@ describe('controller restart', () => {
 describe('provider errors', () => {
   it('converges after a provider fails N times with retryAfter, and is terminal for unsupported specs', async () => {
     await controller.stop();
-    const flaky = new FlakyProvider('portico.dev/aws-nlb', 3, () => new ProviderError('throttled', { retryable: true, retryAfterMs: 200 }));
-    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb', '--default-class=portico.dev/l2'], { factories: { 'portico.dev/aws-nlb': () => flaky } });
-    await applyManifest(client, lbService('flaky', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
+    const flaky = new FlakyProvider(TEST_CLOUD, 3, () => new ProviderError('throttled', { retryable: true, retryAfterMs: 200 }));
+    controller = await startTestController([`--providers=portico.dev/l2,${TEST_CLOUD}`, '--default-class=portico.dev/l2'], { providerModules: [fakeProviderModule(flaky)] });
+    await applyManifest(client, lbService('flaky', { spec: { loadBalancerClass: TEST_CLOUD } }));
     const service = await waitForIngress('flaky');
     expect(ingressIPs(service)).toEqual(['flaky.lb.example.test']);
     expect(flaky.callsFor(`${ns.name}/flaky`, 'ensure').length).toBe(4);
     await waitForEvent('flaky', 'Warning', 'SyncLoadBalancerFailed');
 
-    await applyManifest(client, lbService('sctp', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' }, ports: [{ port: 5000, protocol: 'SCTP' }] }));
+    await applyManifest(client, lbService('sctp', { spec: { loadBalancerClass: TEST_CLOUD }, ports: [{ port: 5000, protocol: 'SCTP' }] }));
     const condition = await waitForCondition('sctp', 'InvalidSpec');
     expect(condition.message).toContain('spec.ports[0].protocol');
     expect(flaky.callsFor(`${ns.name}/sctp`)).toEqual([]);
@@ -307,10 +307,10 @@ describe('provider errors', () => {
 
   it('deletes the old balancer when a Service is recreated under the same name behind its back', async () => {
     await controller.stop();
-    const cloud = new FlakyProvider('portico.dev/aws-nlb', 0, () => new ProviderError('unused', { retryable: true }));
-    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb', '--default-class=portico.dev/l2'], { factories: { 'portico.dev/aws-nlb': () => cloud } });
+    const cloud = new FlakyProvider(TEST_CLOUD, 0, () => new ProviderError('unused', { retryable: true }));
+    controller = await startTestController([`--providers=portico.dev/l2,${TEST_CLOUD}`, '--default-class=portico.dev/l2'], { providerModules: [fakeProviderModule(cloud)] });
     const key = `${ns.name}/phoenix`;
-    await applyManifest(client, lbService('phoenix', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
+    await applyManifest(client, lbService('phoenix', { spec: { loadBalancerClass: TEST_CLOUD } }));
     const first = await waitForIngress('phoenix');
     // Someone deletes the Service and forces our finalizer off, then creates it again at once.
     await deleteService('phoenix');
@@ -325,7 +325,7 @@ describe('provider errors', () => {
         return isKubeError(error, 404) ? true : undefined;
       }
     }, 'the old phoenix to be gone');
-    await applyManifest(client, lbService('phoenix', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
+    await applyManifest(client, lbService('phoenix', { spec: { loadBalancerClass: TEST_CLOUD } }));
     const second = await eventually(async () => {
       const s = await getService('phoenix');
       return s.metadata?.uid !== first.metadata?.uid && readyCondition(s)?.status === 'True' ? s : undefined;
@@ -340,9 +340,9 @@ describe('provider errors', () => {
 
   it('announces EnsuringLoadBalancer only when provisioning takes a while', async () => {
     await controller.stop();
-    const slow = new FlakyProvider('portico.dev/aws-nlb', 0, () => new ProviderError('unused', { retryable: true }), 1_500);
-    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb', '--default-class=portico.dev/l2'], { factories: { 'portico.dev/aws-nlb': () => slow } });
-    await applyManifest(client, lbService('slow', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
+    const slow = new FlakyProvider(TEST_CLOUD, 0, () => new ProviderError('unused', { retryable: true }), 1_500);
+    controller = await startTestController([`--providers=portico.dev/l2,${TEST_CLOUD}`, '--default-class=portico.dev/l2'], { providerModules: [fakeProviderModule(slow)] });
+    await applyManifest(client, lbService('slow', { spec: { loadBalancerClass: TEST_CLOUD } }));
     await waitForIngress('slow');
     const reasons = await eventually(async () => {
       const r = (await eventsFor('slow')).map((e) => e.reason);
@@ -369,14 +369,14 @@ describe('nodes, resync and drift', () => {
     for (const name of nodeNames) await client.request('DELETE', `/api/v1/nodes/${name}`).catch(() => undefined);
   });
 
-  it('calls updateNodes (not ensure) only when the eligible node set changes', async () => {
+  it('calls updateBackends (not ensure) only when the eligible node set changes', async () => {
     await controller.stop();
     for (const [i, name] of nodeNames.entries()) {
       await client.request('POST', '/api/v1/nodes', { body: { metadata: { name, labels: { 'portico.dev/test': ns.name } }, status: { addresses: [{ type: 'InternalIP', address: `192.0.2.${String(60 + i)}` }] } } });
     }
-    const cloud = new FlakyProvider('portico.dev/aws-nlb', 0, () => new ProviderError('unused', { retryable: true }));
-    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb', '--default-class=portico.dev/l2'], { factories: { 'portico.dev/aws-nlb': () => cloud } });
-    await applyManifest(client, lbService('backends', { spec: { loadBalancerClass: 'portico.dev/aws-nlb' } }));
+    const cloud = new FlakyProvider(TEST_CLOUD, 0, () => new ProviderError('unused', { retryable: true }));
+    controller = await startTestController([`--providers=portico.dev/l2,${TEST_CLOUD}`, '--default-class=portico.dev/l2'], { providerModules: [fakeProviderModule(cloud)] });
+    await applyManifest(client, lbService('backends', { spec: { loadBalancerClass: TEST_CLOUD } }));
     await waitForIngress('backends');
     const key = `${ns.name}/backends`;
     const ensured = cloud.callsFor(key, 'ensure');
@@ -386,17 +386,17 @@ describe('nodes, resync and drift', () => {
     await client.request('PATCH', `/api/v1/nodes/${nodeNames[0] ?? ''}`, { body: { metadata: { labels: { unrelated: 'x' } } }, patchType: 'merge' });
     // Excluding node b: backends updated without a full ensure.
     await client.request('PATCH', `/api/v1/nodes/${nodeNames[1] ?? ''}`, { body: { metadata: { labels: { 'node.kubernetes.io/exclude-from-external-load-balancers': 'true' } } }, patchType: 'merge' });
-    const update = await eventually(() => cloud.callsFor(key, 'updateNodes').at(-1), 'updateNodes');
+    const update = await eventually(() => cloud.callsFor(key, 'updateBackends').at(-1), 'updateBackends');
     expect(update.nodes).toContain(nodeNames[0]);
     expect(update.nodes).not.toContain(nodeNames[1]);
-    expect(cloud.callsFor(key, 'updateNodes')).toHaveLength(1);
+    expect(cloud.callsFor(key, 'updateBackends')).toHaveLength(1);
     expect(cloud.callsFor(key, 'ensure')).toHaveLength(ensured.length);
   });
 
   it('re-ensures periodically without writing when nothing drifted, and rewrites a status someone changed', async () => {
     await controller.stop();
-    const cloud = new FlakyProvider('portico.dev/aws-nlb', 0, () => new ProviderError('unused', { retryable: true }));
-    controller = await startTestController(['--providers=portico.dev/l2,portico.dev/aws-nlb', '--default-class=portico.dev/l2', '--resync-period=2s'], { factories: { 'portico.dev/aws-nlb': () => cloud } });
+    const cloud = new FlakyProvider(TEST_CLOUD, 0, () => new ProviderError('unused', { retryable: true }));
+    controller = await startTestController([`--providers=portico.dev/l2,${TEST_CLOUD}`, '--default-class=portico.dev/l2', '--resync-period=2s'], { providerModules: [fakeProviderModule(cloud)] });
     const key = `${ns.name}/backends`;
     const settled = await waitForIngress('backends');
     const before = cloud.callsFor(key, 'ensure').length;
@@ -424,7 +424,8 @@ describe('address pool edits', () => {
     pools.push(name);
     await applyManifest(client, lbService('rehome', { annotations: { 'portico.dev/address-pool': name } }));
     const before = await waitForIngress('rehome');
-    expect(ingressIPs(before)).toEqual(['198.51.100.8']);
+    // .8 is the network address of the /30: never handed out.
+    expect(ingressIPs(before)).toEqual(['198.51.100.9']);
     await eventually(async () => ((await client.request<PoolStatus>('GET', poolPath(name))).status?.assignedIPv4 === 1 ? true : undefined), 'pool status counts 1');
 
     // The pool loses the Service's address: it is released with a Warning and re-assigned.
@@ -444,7 +445,7 @@ describe('address pool edits', () => {
 
   it('a Service whose new request cannot be met keeps its address, and nobody else gets it', async () => {
     const name = `${ns.name}-tx`;
-    await applyManifest(client, pool(name, ['198.51.100.20/30'], [ns.name], { priority: 0 }));
+    await applyManifest(client, pool(name, ['198.51.100.20-198.51.100.23'], [ns.name], { priority: 0 }));
     pools.push(name);
     const onPool = { 'portico.dev/address-pool': name };
     await applyManifest(client, lbService('tx-a', { annotations: onPool }));
@@ -487,7 +488,7 @@ describe('address pool edits', () => {
     await deleteService('needs-label');
   });
 
-  it('marks both overlapping pools not Ready, and keeps existing assignments', async () => {
+  it('marks only the newer of two overlapping pools not Ready; the older keeps working', async () => {
     const a = `${ns.name}-ov-a`;
     const b = `${ns.name}-ov-b`;
     await applyManifest(client, pool(a, ['203.0.113.64/29'], [ns.name], { priority: 0 }));
@@ -496,20 +497,22 @@ describe('address pool edits', () => {
     const kept = ingressIPs(await waitForIngress('keeper'));
     await applyManifest(client, pool(b, ['203.0.113.66-203.0.113.70'], [ns.name]));
     pools.push(b);
-    for (const name of [a, b]) {
-      const ready = await eventually(async () => {
-        const c = (await client.request<PoolStatus>('GET', poolPath(name))).status?.conditions?.find((x) => x.type === 'Ready');
-        return c?.status === 'False' ? c : undefined;
-      }, `${name} to report the overlap`);
-      expect(ready.reason).toBe('Overlap');
-      expect(ready.message).toContain(name === a ? b : a);
-    }
-    // New allocations avoid both pools; the running Service keeps its address.
+    const ready = await eventually(async () => {
+      const c = (await client.request<PoolStatus>('GET', poolPath(b))).status?.conditions?.find((x) => x.type === 'Ready');
+      return c?.status === 'False' ? c : undefined;
+    }, `${b} to report the overlap`);
+    expect(ready.reason).toBe('Overlap');
+    expect(ready.message).toContain(a);
+    const older = (await client.request<PoolStatus>('GET', poolPath(a))).status?.conditions?.find((x) => x.type === 'Ready');
+    expect(older?.status).toBe('True');
+    // The older pool still hands out addresses; the running Service keeps its address.
     await applyManifest(client, lbService('newcomer', { annotations: { 'portico.dev/address-pool': a } }));
-    await waitForCondition('newcomer', 'AllocationFailed');
-    expect(ingressIPs(await getService('keeper'))).toEqual(kept);
-    await client.request('DELETE', poolPath(b));
     await waitForIngress('newcomer');
+    expect(ingressIPs(await getService('keeper'))).toEqual(kept);
+    await applyManifest(client, lbService('on-mistake', { annotations: { 'portico.dev/address-pool': b } }));
+    await waitForCondition('on-mistake', 'AllocationFailed');
+    await client.request('DELETE', poolPath(b));
+    await deleteService('on-mistake');
     await deleteService('newcomer');
     await deleteService('keeper');
   });

@@ -4,6 +4,7 @@ import { statusDiffers } from '../../../src/kube/patch.js';
 import { ProviderError, type ProviderClass, type SpecProblem } from '../../../src/providers/provider.js';
 import {
   AUTOSCALER_DELETE_TAINT,
+  decideConverge,
   desiredStatus,
   eligibleNodes,
   EXCLUDE_LABEL,
@@ -33,6 +34,7 @@ import {
 
 const L2: ProviderClass = 'portico.dev/l2';
 const AWS: ProviderClass = 'portico.dev/aws-nlb';
+const KNOWN: ReadonlySet<ProviderClass> = new Set([L2, AWS, 'portico.dev/aliyun-slb']);
 const noProblems = (): SpecProblem[] => [];
 
 describe('plan', () => {
@@ -45,19 +47,44 @@ describe('plan', () => {
     {
       name: 'type changed away from LoadBalancer -> cleanup with recorded provider',
       service: svc('a', withType('ClusterIP'), provisionedWith(L2)),
-      want: { kind: 'cleanup', provider: L2, deleting: false, why: 'type changed to ClusterIP' },
+      want: { kind: 'cleanup', recorded: L2, unknownOwner: undefined, deleting: false, why: 'type changed to ClusterIP' },
     },
     {
       name: 'class wiped (class-less, no default) -> cleanup',
       service: svc('a', provisionedWith(L2)),
-      want: { kind: 'cleanup', provider: L2, deleting: false, why: 'loadBalancerClass is no longer one Portico serves' },
+      want: { kind: 'cleanup', recorded: L2, unknownOwner: undefined, deleting: false, why: 'loadBalancerClass is no longer one Portico serves' },
     },
-    { name: 'being deleted -> cleanup', service: svc('a', withClass(L2), provisionedWith(L2), deleting), want: { kind: 'cleanup', provider: L2, deleting: true, why: 'Service is being deleted' } },
+    { name: 'being deleted -> cleanup', service: svc('a', withClass(L2), provisionedWith(L2), deleting), want: { kind: 'cleanup', recorded: L2, unknownOwner: undefined, deleting: true, why: 'Service is being deleted' } },
     { name: 'being deleted without our finalizer -> ignore', service: svc('a', withClass(L2), deleting, withFinalizer('other.io/x')), want: { kind: 'ignore' } },
     {
-      name: 'our class, provider not enabled -> unavailable',
+      name: 'known class, provider not enabled -> unavailable',
       service: svc('a', withClass(AWS)),
-      want: { kind: 'unavailable', wanted: AWS },
+      want: { kind: 'unavailable', wanted: AWS, known: true },
+    },
+    {
+      name: 'a typo under portico.dev/ -> unavailable, unknown (a condition, not silence)',
+      service: svc('a', withClass('portico.dev/l3')),
+      want: { kind: 'unavailable', wanted: 'portico.dev/l3', known: false },
+    },
+    {
+      name: 'moved to a class not enabled -> the enabled provider that has it cleans up first',
+      service: svc('a', withClass(AWS), provisionedWith(L2)),
+      want: { kind: 'cleanup', recorded: L2, unknownOwner: undefined, deleting: false, why: `class changed to ${AWS}` },
+    },
+    {
+      name: 'provisioned-by names a provider not enabled (tenant-written) -> deleting: every provider is asked, finalizer released',
+      service: svc('a', withClass(L2), provisionedWith('portico.dev/aliyun-slb'), deleting),
+      want: { kind: 'cleanup', recorded: undefined, unknownOwner: 'the recorded provider portico.dev/aliyun-slb is not enabled in this controller', deleting: true, why: 'Service is being deleted' },
+    },
+    {
+      name: 'provisioned-by names a provider not enabled, Service still ours -> ensure with the right one',
+      service: svc('a', withClass(L2), provisionedWith('portico.dev/aliyun-slb')),
+      want: { kind: 'ensure', provider: L2 },
+    },
+    {
+      name: 'our finalizer without a record -> cleanup by every provider',
+      service: svc('a', withType('ClusterIP'), withFinalizer('portico.dev/load-balancer')),
+      want: { kind: 'cleanup', recorded: undefined, unknownOwner: 'no provider is recorded', deleting: false, why: 'type changed to ClusterIP' },
     },
     {
       name: 'default class moved to another provider -> ensure new, delete old',
@@ -74,13 +101,13 @@ describe('plan', () => {
     },
   ];
   it.each(cases)('$name', ({ service, defaultClass, available, problems, want }) => {
-    const got = plan({ service, defaultClass, available: new Set(available ?? [L2]), validate: problems ? () => problems : noProblems });
+    const got = plan({ service, defaultClass, enabled: new Set(available ?? [L2]), known: KNOWN, validate: problems ? () => problems : noProblems });
     expect(got).toEqual(want);
   });
 
   it('does not validate Services it will not ensure', () => {
     let validated = 0;
-    plan({ service: svc('a', withType('NodePort')), defaultClass: L2, available: new Set([L2]), validate: () => (validated++, []) });
+    plan({ service: svc('a', withType('NodePort')), defaultClass: L2, enabled: new Set([L2]), known: KNOWN, validate: () => (validated++, []) });
     expect(validated).toBe(0);
   });
 });
@@ -101,34 +128,54 @@ describe('desiredStatus', () => {
     expect(status.loadBalancer).toEqual({ ingress: [{ hostname: 'lb.example.test' }, { ip: '192.0.2.1', ipMode: 'Proxy' }] });
   });
 
-  it('keeps the existing ingress and names the field when a provider fails', () => {
+  it('keeps the existing ingress when the provider cannot say what it holds, and names the field', () => {
     const error = new ProviderError('pool exhausted', { retryable: false, reason: 'AllocationFailed', field: 'metadata.annotations[portico.dev/address-pool]' });
-    const status = desiredStatus(svc('a', withIngress('203.0.113.10')), { kind: 'failed', error, exists: true }, now);
+    const status = desiredStatus(svc('a', withIngress('203.0.113.10')), { kind: 'failed', error, held: 'unknown' }, now);
     expect(status.loadBalancer).toEqual({ ingress: [{ ip: '203.0.113.10' }] });
     expect(status.conditions[0]).toMatchObject({ status: 'False', reason: 'AllocationFailed', message: 'metadata.annotations[portico.dev/address-pool]: pool exhausted' });
   });
 
   it('clears an ingress the provider no longer has a balancer for', () => {
     const error = new ProviderError('pool deleted', { retryable: false, reason: 'AllocationFailed' });
-    expect(desiredStatus(svc('a', withIngress('203.0.113.10')), { kind: 'failed', error, exists: false }, now).loadBalancer).toEqual({});
+    expect(desiredStatus(svc('a', withIngress('203.0.113.10')), { kind: 'failed', error, held: undefined }, now).loadBalancer).toEqual({});
+  });
+
+  it('shows exactly what the provider holds, never what status claimed', () => {
+    const error = new ProviderError('bad', { retryable: false, reason: 'InvalidSpec' });
+    const held = { ingress: [{ ip: '203.0.113.11', ipMode: 'VIP' as const }] };
+    expect(desiredStatus(svc('a', withIngress('203.0.113.10')), { kind: 'failed', error, held }, now).loadBalancer).toEqual(held);
+    const problems = [{ field: 'metadata.annotations[portico.dev/load-balancer-ips]', message: 'not an IP address' }];
+    expect(desiredStatus(svc('a', withIngress('203.0.113.10')), { kind: 'rejected', problems, held }, now).loadBalancer).toEqual(held);
+    // A rejected Service whose address was taken away (pool edit) shows none: it is free for others.
+    expect(desiredStatus(svc('a', withIngress('203.0.113.10')), { kind: 'rejected', problems, held: undefined }, now).loadBalancer).toEqual({});
   });
 
   it.each([
     ['ProviderError', new ProviderError('throttled', { retryable: true })],
     ['InvalidSpec', new ProviderError('bad', { retryable: false, reason: 'InvalidSpec' })],
   ] as const)('maps provider error to reason %s', (reason, error) => {
-    expect(desiredStatus(svc('a'), { kind: 'failed', error, exists: false }, now).conditions[0]?.reason).toBe(reason);
+    expect(desiredStatus(svc('a'), { kind: 'failed', error, held: undefined }, now).conditions[0]?.reason).toBe(reason);
   });
 
   it('says which provider is missing', () => {
-    const status = desiredStatus(svc('a'), { kind: 'unavailable', wanted: AWS }, now);
+    const status = desiredStatus(svc('a', withIngress('203.0.113.10')), { kind: 'unavailable', wanted: AWS, known: true, available: [L2] }, now);
     expect(status.conditions[0]).toMatchObject({ status: 'False', reason: 'ProviderNotConfigured' });
-    expect(status.conditions[0]?.message).toContain(AWS);
+    expect(status.conditions[0]?.message).toBe(`provider ${AWS} is not enabled in this Portico controller (enable it with --providers)`);
+    expect(status.loadBalancer).toEqual({});
+    const typo = desiredStatus(svc('a'), { kind: 'unavailable', wanted: 'portico.dev/l3', known: false, available: [L2] }, now);
+    expect(typo.conditions[0]?.message).toBe(`portico.dev/l3 is not a load-balancer class this Portico build serves (it serves ${L2})`);
   });
 
   it('lists every spec problem with its field', () => {
-    const status = desiredStatus(svc('a'), { kind: 'rejected', problems: [{ field: 'spec.ports[0]', message: 'x' }, { field: 'metadata.annotations[a]', message: 'y' }] }, now);
+    const status = desiredStatus(svc('a'), { kind: 'rejected', problems: [{ field: 'spec.ports[0]', message: 'x' }, { field: 'metadata.annotations[a]', message: 'y' }], held: undefined }, now);
     expect(status.conditions[0]?.message).toBe('spec.ports[0]: x; metadata.annotations[a]: y');
+  });
+
+  it('caps the message of many problems (first five and a count)', () => {
+    const problems = Array.from({ length: 300 }, (_, i) => ({ field: `spec.ports[${String(i)}]`, message: 'x'.repeat(200) }));
+    const message = desiredStatus(svc('a'), { kind: 'rejected', problems, held: undefined }, now).conditions[0]?.message ?? '';
+    expect(message.length).toBeLessThanOrEqual(1024);
+    expect(message.startsWith('spec.ports[0]: x')).toBe(true);
   });
 
   it('clears ingress and our condition after cleanup, keeping foreign conditions', () => {
@@ -143,7 +190,7 @@ describe('desiredStatus', () => {
     const service = svc('a', withCondition('True', 'Provisioned', '2026-01-01T00:00:00.000Z'));
     const status = desiredStatus(service, { kind: 'ensured', status: { ingress: [{ ip: '203.0.113.11' }] } }, now);
     expect(status.conditions[0]?.lastTransitionTime).toBe('2026-01-01T00:00:00.000Z');
-    const failed = desiredStatus(service, { kind: 'failed', error: new ProviderError('x', { retryable: true }), exists: true }, now);
+    const failed = desiredStatus(service, { kind: 'failed', error: new ProviderError('x', { retryable: true }), held: 'unknown' }, now);
     expect(failed.conditions[0]?.lastTransitionTime).toBe(now.toISOString());
   });
 
@@ -200,5 +247,23 @@ describe('serviceSpecKey', () => {
     const base = svc('a', withClass(L2));
     expect(serviceSpecKey(svc('a', withClass(L2), provisionedWith(L2)))).toBe(serviceSpecKey(base));
     expect(serviceSpecKey(svc('a', withClass(L2), withAnnotation('portico.dev/address-pool', 'x')))).not.toBe(serviceSpecKey(base));
+  });
+});
+
+describe('decideConverge', () => {
+  const base = { provider: L2, specKey: 's1', backendsKey: 'n1', ingress: [{ ip: '203.0.113.10' }], now: 100_000, resyncPeriodMs: 600_000, resyncJitter: 0.1, requested: false, equivalent: (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b) };
+  const known = { uid: 'u', provider: L2, specKey: 's1', backendsKey: 'n1', ensuredAt: 50_000, ingress: [{ ip: '203.0.113.10' }] };
+  it.each([
+    { name: 'never converged -> ensure', input: { ...base, known: undefined }, want: { kind: 'ensure', why: 'new' } },
+    { name: 'spec changed -> ensure', input: { ...base, known, specKey: 's2' }, want: { kind: 'ensure', why: 'spec' } },
+    { name: 'provider changed -> ensure', input: { ...base, known, provider: AWS }, want: { kind: 'ensure', why: 'provider' } },
+    { name: 'the provider asked -> ensure', input: { ...base, known, requested: true }, want: { kind: 'ensure', why: 'requested' } },
+    { name: 'no address shown -> ensure', input: { ...base, known, ingress: [] }, want: { kind: 'ensure', why: 'no-address' } },
+    { name: 'someone rewrote our status -> ensure', input: { ...base, known, ingress: [{ ip: '203.0.113.99' }] }, want: { kind: 'ensure', why: 'status-drift' } },
+    { name: 'resync due (inside the jitter window) -> ensure', input: { ...base, known, now: 50_000 + 540_000 }, want: { kind: 'ensure', why: 'resync' } },
+    { name: 'only the backends changed -> update backends', input: { ...base, known, backendsKey: 'n2' }, want: { kind: 'update-backends' } },
+    { name: 'nothing changed -> skip until the resync', input: { ...base, known }, want: { kind: 'skip', inMs: 550_000 } },
+  ] as const)('$name', ({ input, want }) => {
+    expect(decideConverge(input)).toEqual(want);
   });
 });

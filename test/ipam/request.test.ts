@@ -1,6 +1,6 @@
 import type { V1Service } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import type { AllocationRequest } from '../../../src/providers/metallb-like/allocator.js';
+import type { AllocationRequest } from '../../src/ipam/allocator.js';
 import {
   ADDRESS_POOL_ANNOTATION,
   ADDRESS_POOL_FIELD,
@@ -9,8 +9,8 @@ import {
   allocationRequestFromService,
   LOAD_BALANCER_IPS_ANNOTATION,
   LOAD_BALANCER_IPS_FIELD,
-} from '../../../src/providers/metallb-like/service-request.js';
-import { bareSvc as svc, withAnnotation, withLabels, withServicePorts, withSpec } from '../../builders/service.js';
+} from '../../src/ipam/request.js';
+import { bareSvc as svc, withAnnotation, withLabels, withServicePorts, withSpec } from '../builders/service.js';
 
 const nsLabels = { 'kubernetes.io/metadata.name': 'shop', tenant: 'blue' };
 

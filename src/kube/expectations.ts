@@ -4,7 +4,7 @@
  * the stale copy would redo the work (a wasted write, repeated Events), and the write's own
  * watch event carries nothing new to react to. Pure: time comes from the injected clock.
  */
-import type { Clock } from '../../kube/clock.js';
+import type { Clock } from './clock.js';
 
 /** What a delivered object version means for the work queue. */
 export type Delivery =

@@ -1,20 +1,25 @@
-import type { AddressPool } from '../../../src/api/address-pool.js';
-import type { LabelSelector } from '../../../src/api/types.js';
-import type { AllocationRequest, IPFamilyPolicy, Protocol } from '../../../src/providers/metallb-like/allocator.js';
-import type { IPFamily } from '../../../src/providers/metallb-like/ip.js';
-import { isParsedPool, parsePool } from '../../../src/providers/metallb-like/pool.js';
-import type { ParsedPool } from '../../../src/providers/metallb-like/pool.js';
+import type { AddressPool } from '../../src/api/address-pool.js';
+import type { LabelSelector } from '../../src/api/types.js';
+import type { AllocationRequest, IPFamilyPolicy, Protocol } from '../../src/ipam/allocator.js';
+import type { IPFamily } from '../../src/ipam/ip.js';
+import { isParsedPool, parsePool } from '../../src/ipam/pool.js';
+import type { ParsedPool } from '../../src/ipam/pool.js';
 
 // --- AddressPool ---
 
 type PoolOption = (pool: AddressPool) => void;
 
+/**
+ * A pool for allocator tables. These tables are about order, scoping and sharing, and write
+ * pools as whole CIDRs, so they opt in to special and network/broadcast addresses; the
+ * reservation tables use `withDefaultReservations` to test the default.
+ */
 export function pool(name: string, ...options: PoolOption[]): AddressPool {
   const result: AddressPool = {
     apiVersion: 'portico.dev/v1alpha1',
     kind: 'AddressPool',
     metadata: { name },
-    spec: { addresses: [] },
+    spec: { addresses: [], allowSpecialAddresses: true },
   };
   for (const option of options) option(result);
   return result;
@@ -55,6 +60,15 @@ export const withAutoAssign =
   (p) => {
     p.spec.autoAssign = autoAssign;
   };
+
+/** The production default: special-purpose addresses and CIDR edges are never handed out. */
+export const withDefaultReservations: PoolOption = (p) => {
+  delete p.spec.allowSpecialAddresses;
+};
+
+export const withCrossNamespaceSharing: PoolOption = (p) => {
+  p.spec.allocation = { ...p.spec.allocation, crossNamespaceSharing: true };
+};
 
 export const withAvoidBuggyIPs: PoolOption = (p) => {
   p.spec.avoidBuggyIPs = true;

@@ -6,17 +6,19 @@
 import { readdir, readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { V1Service } from '@kubernetes/client-node';
-import { startControlPlane } from '../hack/control-plane.js';
-import type { AddressPool } from './api/address-pool.js';
-import { renderCrdFiles } from './api/render.js';
-import { parseControllerFlags } from './config.js';
-import { applyYaml } from './kube/apply.js';
-import { createLogger } from './kube/logger.js';
-import { RestClient } from './kube/rest.js';
-import { loadKubeConfig, startController } from './manager.js';
-import { packageRoot } from './paths.js';
-import { READY_CONDITION } from './reconcile/loadbalancer/planner.js';
+import type { LevelWithSilent } from 'pino';
+import { startControlPlane } from './control-plane.js';
+import type { AddressPool } from '../src/api/address-pool.js';
+import { renderCrdFiles } from '../src/api/render.js';
+import { parseControllerFlags } from '../src/cmd/config.js';
+import { applyYaml } from '../src/kube/apply.js';
+import { createLogger } from '../src/kube/logger.js';
+import { RestClient } from '../src/kube/rest.js';
+import { loadKubeConfig, startController } from '../src/cmd/controller.js';
+import { packageRoot } from '../src/paths.js';
+import { READY_CONDITION } from '../src/reconcile/loadbalancer/planner.js';
 
 const root = packageRoot(import.meta.url);
 const say = (line: string): void => {
@@ -49,8 +51,10 @@ export function serviceTable(services: readonly V1Service[], now: Date): string 
 
 export async function runDemo(args: string[]): Promise<void> {
   const once = args.includes('--once');
+  const logLevel = (args.find((a) => a.startsWith('--log-level='))?.slice('--log-level='.length) ?? 'warn') as LevelWithSilent;
   say('Portico demo: local control plane + controller (bare-metal provider) + seed examples');
   const controlPlane = await startControlPlane({ log: (line) => say(line) });
+  say(`[demo] kubeconfig: ${controlPlane.kubeconfigPath}${once ? ' (removed again at the end: --once)' : ''}`);
   const shutdown = new AbortController();
   let cleaned = false;
   const cleanup = async (): Promise<void> => {
@@ -75,14 +79,19 @@ export async function runDemo(args: string[]): Promise<void> {
     await applyYaml(client, await readFile(join(root, 'examples', 'l2', 'address-pool.yaml'), 'utf8'));
     say('[demo] AddressPool default: 203.0.113.10-203.0.113.30, 2001:db8:cafe::10-2001:db8:cafe::30');
 
+    // The demo's controller takes the same Lease as a deployed one: a second controller started
+    // beside it (`npm run portico -- controller --leader-elect`) waits instead of fighting.
+    await client.request('POST', '/api/v1/namespaces', { body: { metadata: { name: 'portico-system' } } }).catch(() => undefined);
     const config = parseControllerFlags([
       `--kubeconfig=${controlPlane.kubeconfigPath}`,
       '--default-class=portico.dev/l2',
+      '--leader-elect',
+      '--leader-elect-identity=portico-demo',
       '--metrics-addr=127.0.0.1:0',
       '--health-addr=127.0.0.1:0',
-      '--log-level=warn',
+      `--log-level=${logLevel}`,
     ]);
-    const controller = await startController(config, shutdown.signal, { logger: createLogger('warn') });
+    const controller = await startController(config, shutdown.signal, { logger: createLogger(logLevel, process.stderr) });
     const metrics = controller.servers[0]?.address() as AddressInfo | null;
     say(`[demo] controller running (metrics: http://127.0.0.1:${String(metrics?.port ?? '?')}/metrics)`);
 
@@ -120,14 +129,15 @@ export async function runDemo(args: string[]): Promise<void> {
     say('Events for nginx-lb:');
     for (const e of events) say(`  ${e.type.padEnd(8)} ${e.reason.padEnd(20)} ${e.message}`);
     say('');
+    if (once) {
+      await cleanup();
+      say('Done: the control plane and its files are removed. Run without --once to keep it running and try kubectl.');
+      return;
+    }
     say(`Kubernetes ${controlPlane.version} is running with Portico. With kubectl installed, try:`);
     say(`  export KUBECONFIG=${controlPlane.kubeconfigPath}`);
     say('  kubectl get svc -o wide; kubectl describe svc nginx-lb; kubectl get addresspools');
     say('  kubectl apply -f examples/l2/shared-ip.yaml   # two Services sharing one address');
-    if (once) {
-      await cleanup();
-      return;
-    }
     say('Press Ctrl-C to stop and clean up.');
     await controller.done;
   } catch (error) {
@@ -148,4 +158,14 @@ async function waitFor(probe: () => Promise<true | undefined>, what: string, tim
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  runDemo(process.argv.slice(2)).then(
+    () => process.exit(0),
+    (error: unknown) => {
+      process.stderr.write(`demo failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exit(1);
+    },
+  );
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseControllerFlags, parseDuration, parseListenAddress } from '../src/config.js';
+import { ConfigError, parseControllerFlags, parseDuration, parseListenAddress } from '../../src/cmd/config.js';
 
 describe('parseControllerFlags', () => {
   it('has production defaults', () => {

@@ -13,7 +13,7 @@ import {
   rangesOverlap,
   rangeSize,
   tryParseIP,
-} from '../../../src/providers/metallb-like/ip.js';
+} from '../../src/ipam/ip.js';
 
 describe('parseIP and canonical formatting', () => {
   it.each([

@@ -1,9 +1,36 @@
 import type { V1Service } from '@kubernetes/client-node';
-import { canonicalSelector, isDNS1123Subdomain } from '../../kube/label-selector.js';
-import type { SpecProblem } from '../provider.js';
-import type { AllocationRequest, IPFamilyPolicy, ServicePort } from './allocator.js';
+import type { DeepReadonly } from '../api/types.js';
+import { canonicalSelector, isDNS1123Subdomain } from '../kube/label-selector.js';
+import type { SpecProblem } from '../api/types.js';
 import { AddressParseError, compareIP, formatIP, IP_FAMILIES, isIPFamily, otherFamily, parseIP } from './ip.js';
 import type { IPAddress, IPFamily } from './ip.js';
+
+export type IPFamilyPolicy = 'SingleStack' | 'PreferDualStack' | 'RequireDualStack';
+export type Protocol = 'TCP' | 'UDP' | 'SCTP';
+
+export interface ServicePort {
+  port: number;
+  protocol: Protocol;
+}
+
+/** What one Service asks for; built by allocationRequestFromService. */
+export interface AllocationRequest {
+  /** "namespace/name" */
+  key: string;
+  namespace: string;
+  namespaceLabels: Readonly<Record<string, string>>;
+  serviceLabels: Readonly<Record<string, string>>;
+  /** Primary first. */
+  ipFamilies: readonly IPFamily[];
+  ipFamilyPolicy: IPFamilyPolicy;
+  /** Canonical. */
+  requestedIPs: readonly string[];
+  requestedPool: string | undefined;
+  sharingKey: string | undefined;
+  ports: readonly ServicePort[];
+  /** '' for externalTrafficPolicy Cluster; `Local:<selector>` for Local. */
+  backendKey: string;
+}
 
 export const LOAD_BALANCER_IPS_ANNOTATION = 'portico.dev/load-balancer-ips';
 export const ADDRESS_POOL_ANNOTATION = 'portico.dev/address-pool';
@@ -27,7 +54,7 @@ const MAX_SHARING_KEY_LENGTH = 253;
  * Every problem is reported at once, each naming the field or annotation to fix.
  */
 export function allocationRequestFromService(
-  service: V1Service,
+  service: DeepReadonly<V1Service>,
   namespaceLabels: Readonly<Record<string, string>>,
 ): { request: AllocationRequest } | { problems: SpecProblem[] } {
   const problems: SpecProblem[] = [];
@@ -97,12 +124,9 @@ export function allocationRequestFromService(
     ports.push({ port: port.port, protocol });
   });
 
-  let backendKey = '';
+  const backendKey = backendKeyOf(service);
   const trafficPolicy = spec?.externalTrafficPolicy ?? 'Cluster';
-  if (trafficPolicy === 'Local') {
-    // Services that share an address with policy Local must land on the same nodes: same selector.
-    backendKey = `Local:${canonicalSelector(spec?.selector)}`;
-  } else if (trafficPolicy !== 'Cluster') {
+  if (trafficPolicy !== 'Local' && trafficPolicy !== 'Cluster') {
     problems.push({ field: 'spec.externalTrafficPolicy', message: 'must be Cluster or Local' });
   }
 
@@ -224,4 +248,9 @@ function isOneOf<T extends string>(values: readonly T[], value: string): value i
 
 function quote(value: string): string {
   return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
+}
+
+/** Services that share an address with policy Local must land on the same nodes: same selector. */
+export function backendKeyOf(service: DeepReadonly<V1Service>): string {
+  return service.spec?.externalTrafficPolicy === 'Local' ? `Local:${canonicalSelector(service.spec.selector)}` : '';
 }

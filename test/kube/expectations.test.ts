@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { WriteExpectations } from '../../../src/reconcile/loadbalancer/expectations.js';
-import { FakeClock } from '../../fakes/clock.js';
+import { WriteExpectations } from '../../src/kube/expectations.js';
+import { FakeClock } from '../fakes/clock.js';
 
 describe('WriteExpectations', () => {
   const setup = (): { clock: FakeClock; exp: WriteExpectations } => {

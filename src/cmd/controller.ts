@@ -1,0 +1,209 @@
+/**
+ * `portico controller`: builds the client, informers, providers and controllers from one
+ * Config, serves /healthz, /readyz and /metrics, and reconciles only while it leads.
+ */
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { systemClock, type Clock } from '../kube/clock.js';
+import { EventRecorder } from '../kube/events.js';
+import { GuardedClient } from '../kube/guarded-client.js';
+import { serve } from '../kube/http-server.js';
+import { leaderElectionHealthy, LeaderElector, restLeaseStore } from '../kube/leader-election.js';
+import { createLogger } from '../kube/logger.js';
+import { RestClient, type KubeClient } from '../kube/rest.js';
+import { SharedInformers } from '../kube/shared-informers.js';
+import type { LoadBalancerProvider, ProviderClass, ProviderModule } from '../providers/provider.js';
+import { PROVIDER_MODULES } from '../providers/registry.js';
+import { createLoadBalancerModule } from '../reconcile/loadbalancer/controller.js';
+import type { ControllerModule, ModuleDeps } from '../reconcile/module.js';
+import { ConfigError, parseListenAddress, type ControllerConfig } from './config.js';
+
+export const COMPONENT = 'portico-controller';
+
+/** Explicit path, then in-cluster, then $KUBECONFIG, then ~/.kube/config. */
+export function loadKubeConfig(path: string | undefined, env: NodeJS.ProcessEnv = process.env): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) {
+    kc.loadFromFile(path);
+  } else if (env.KUBERNETES_SERVICE_HOST && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token')) {
+    kc.loadFromCluster();
+  } else if (env.KUBECONFIG) {
+    kc.loadFromFile(env.KUBECONFIG.split(':')[0] ?? env.KUBECONFIG);
+  } else if (existsSync(join(homedir(), '.kube', 'config'))) {
+    kc.loadFromFile(join(homedir(), '.kube', 'config'));
+  } else {
+    throw new Error('no kubeconfig: pass --kubeconfig, run in a cluster, or set $KUBECONFIG');
+  }
+  return kc;
+}
+
+export interface RunningController {
+  /** Resolves when the controller has stopped (after `signal` aborted, or leadership was lost). */
+  done: Promise<'stopped' | 'lost'>;
+  registry: Registry;
+  servers: Server[];
+}
+
+/** Builds the modules of one term; the list the manager starts. */
+export type ModuleFactory = (deps: ModuleDeps, providers: ReadonlyMap<ProviderClass, LoadBalancerProvider>) => ControllerModule;
+
+export const CONTROLLER_MODULES: readonly ModuleFactory[] = [];
+
+interface TermOptions {
+  config: ControllerConfig;
+  modules: readonly ProviderModule[];
+  extraModules: readonly ModuleFactory[];
+  client: KubeClient;
+  registry: Registry;
+  logger: Logger;
+  clock: Clock;
+  onSynced: () => void;
+  /** Filled in when the term starts, so the manager can drop pending Events on loss. */
+  onEvents?: (events: EventRecorder) => void;
+}
+
+/**
+ * One leadership term: fresh shared informers, providers and modules; all stop when `signal`
+ * aborts. Nothing of a term outlives it (no growth across terms).
+ */
+async function runTerm(options: TermOptions, signal: AbortSignal): Promise<void> {
+  const { config, client, registry, logger, clock } = options;
+  const events = new EventRecorder(client, COMPONENT, { clock, logger: logger.child({ component: 'events' }), registry });
+  options.onEvents?.(events);
+  const informers = new SharedInformers(client, { clock, logger, registry });
+  const providers = new Map<ProviderClass, LoadBalancerProvider>();
+  for (const providerClass of config.providers) {
+    const module = options.modules.find((m) => m.providerClass === providerClass);
+    if (!module) throw new ConfigError(`--providers: ${providerClass} is not available in this build`);
+    providers.set(providerClass, module.create({ client, events, clock, registry, informers, logger: logger.child({ provider: providerClass }) }, config.providerSettings.get(providerClass)));
+  }
+  const deps = (name: string): ModuleDeps => ({ client, informers, events, clock, registry, logger: logger.child({ controller: name }) });
+  const modules: ControllerModule[] = [
+    createLoadBalancerModule(deps('loadbalancer'), {
+      providers,
+      knownClasses: new Set(options.modules.map((m) => m.providerClass)),
+      defaultClass: config.defaultClass,
+      workers: config.workers,
+      resyncPeriodMs: config.resyncPeriodMs,
+    }),
+    ...[...CONTROLLER_MODULES, ...options.extraModules].map((factory) => factory(deps('module'), providers)),
+  ];
+  // Every informer the modules and providers asked for exists now: start them together.
+  informers.start(signal);
+  void informers.waitForSync(signal).then((synced) => {
+    if (synced) options.onSynced();
+  });
+  await Promise.all(modules.map((m) => m.run(signal)));
+  await informers.stopped();
+  await events.close();
+}
+
+export interface StartOptions {
+  clock?: Clock;
+  logger?: Logger;
+  /** Replaces or adds provider modules (tests inject failing or slow providers here). */
+  providerModules?: readonly ProviderModule[];
+  /** More controller modules to run each term. */
+  modules?: readonly ModuleFactory[];
+}
+
+export async function startController(config: ControllerConfig, signal: AbortSignal, options: StartOptions = {}): Promise<RunningController> {
+  const overrides = options.providerModules ?? [];
+  const modules = [...overrides, ...PROVIDER_MODULES.filter((m) => !overrides.some((o) => o.providerClass === m.providerClass))];
+  const missing = config.providers.filter((p) => !modules.some((m) => m.providerClass === p));
+  if (missing.length > 0) throw new ConfigError(`--providers: ${missing.join(', ')} not available in this build (available: ${modules.map((m) => m.providerClass).join(', ')})`);
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const kc = loadKubeConfig(config.kubeconfig);
+  const client = new RestClient(kc, COMPONENT);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  let synced = false;
+  const electorRef: { current: LeaderElector | undefined } = { current: undefined };
+  const servers: Server[] = [];
+  const health = { leaderElection: leaderElectionHealthy({ healthy: (slack?: number) => electorRef.current?.healthy(slack) ?? true }) };
+  // A standby replica is ready: it serves health and waits for the lease.
+  const ready = { informersSynced: () => synced || (electorRef.current !== undefined && !electorRef.current.isLeader()) };
+  const metricsAddress = parseListenAddress(config.metricsAddr);
+  const healthAddress = parseListenAddress(config.healthAddr);
+  if (metricsAddress && healthAddress && metricsAddress.port === healthAddress.port) {
+    servers.push(await serve({ ...healthAddress, health, ready, registry }));
+  } else {
+    if (metricsAddress) servers.push(await serve({ ...metricsAddress, registry }));
+    if (healthAddress) servers.push(await serve({ ...healthAddress, health, ready }));
+  }
+  const closeServers = (): void => {
+    for (const server of servers) server.close();
+  };
+
+  const onSynced = (): void => {
+    synced = true;
+  };
+
+  if (!config.leaderElect) {
+    logger.info({ providers: config.providers, defaultClass: config.defaultClass }, 'starting without leader election');
+    const guarded = new GuardedClient(client, () => !signal.aborted);
+    const done = runTerm({ config, modules, extraModules: options.modules ?? [], client: guarded, registry, logger, clock, onSynced }, signal).then(
+      () => 'stopped' as const,
+      (error: unknown) => {
+        logger.error({ err: error }, 'controller failed');
+        throw error;
+      },
+    );
+    return { done: done.finally(closeServers), registry, servers };
+  }
+
+  let term: AbortController | undefined;
+  let termEvents: EventRecorder | undefined;
+  let termDone: Promise<void> = Promise.resolve();
+  const elector = new LeaderElector(
+    // Each Lease call is bounded well inside the renew deadline.
+    restLeaseStore(client, Math.max(1_000, Math.floor(config.renewDeadlineMs / 2))),
+    {
+      identity: config.identity,
+      namespace: config.leaseNamespace,
+      name: config.leaseName,
+      leaseDurationMs: config.leaseDurationMs,
+      renewDeadlineMs: config.renewDeadlineMs,
+      retryPeriodMs: config.retryPeriodMs,
+    },
+    clock,
+    {
+      onStartedLeading: (leadSignal) => {
+        logger.info({ identity: config.identity }, 'became leader; starting controllers');
+        term = new AbortController();
+        const stopTerm = (): void => term?.abort();
+        leadSignal.addEventListener('abort', stopTerm, { once: true });
+        const termSignal = term.signal;
+        // Every write of the term first checks, locally, that the Lease is still ours with margin.
+        const guarded = new GuardedClient(client, () => !termSignal.aborted && elector.holdsLease());
+        termDone = runTerm({ config, modules, extraModules: options.modules ?? [], client: guarded, registry, logger, clock, onSynced, onEvents: (e) => (termEvents = e) }, termSignal).catch((error: unknown) => {
+          logger.error({ err: error }, 'controller failed');
+        });
+      },
+      onStoppedLeading: () => {
+        // Stop reconciling at once; in-flight calls see the aborted signal; waiting Events are dropped.
+        term?.abort();
+        termEvents?.discard();
+        synced = false;
+        if (signal.aborted) logger.info({ identity: config.identity }, 'stopped leading (shutdown)');
+        else logger.warn({ identity: config.identity }, 'stopped leading');
+      },
+      onNewLeader: (identity) => logger.info({ leader: identity }, 'leader observed'),
+    },
+    logger.child({ component: 'leader-election' }),
+  );
+  electorRef.current = elector;
+  const done = elector.run(signal).then(async (outcome) => {
+    term?.abort();
+    await termDone;
+    return outcome;
+  });
+  return { done: done.finally(closeServers), registry, servers };
+}

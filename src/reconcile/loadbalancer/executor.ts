@@ -1,0 +1,109 @@
+/**
+ * The LoadBalancer executor: the writes and provider calls a reconcile decided on. Thin: every
+ * decision is the planner's; this only talks to the API server and the providers, writing
+ * only what differs.
+ */
+import type { V1Service } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import type { Clock } from '../../kube/clock.js';
+import type { EventSink, EventType } from '../../kube/events.js';
+import type { WriteExpectations } from '../../kube/expectations.js';
+import { objectKey } from '../../kube/informer.js';
+import { metric } from '../../kube/metrics.js';
+import { claimPatch, releasePatch } from '../../kube/ownership.js';
+import { patchStatus, patchWithRetry } from '../../kube/patch.js';
+import type { KubeClient } from '../../kube/rest.js';
+import { servicePath, serviceRef } from '../../kube/refs.js';
+import { asProviderError, type LoadBalancerProvider, type ProviderContext, type ReadonlyService } from '../../providers/provider.js';
+import { desiredStatus, OWNERSHIP, statusPatch, type Held, type Outcome } from './planner.js';
+
+export interface ExecutorOptions {
+  client: KubeClient;
+  events: EventSink;
+  clock: Clock;
+  logger: Logger;
+  registry: Registry;
+  expectations: WriteExpectations;
+}
+
+type ProviderMethod = 'get' | 'ensure' | 'updateBackends' | 'ensureDeleted';
+
+export class LoadBalancerExecutor {
+  private readonly providerCalls: Counter<'provider' | 'method' | 'result'>;
+
+  constructor(private readonly options: ExecutorOptions) {
+    const registers = [options.registry];
+    this.providerCalls = metric(options.registry, 'portico_provider_calls_total', Counter<'provider' | 'method' | 'result'>, () =>
+      new Counter({ name: 'portico_provider_calls_total', help: 'Provider calls by provider, method and result', labelNames: ['provider', 'method', 'result'], registers }),
+    );
+  }
+
+  event(service: ReadonlyService, type: EventType, reason: string, message: string): void {
+    this.options.events.record(serviceRef(service), type, reason, message);
+  }
+
+  /** The context a provider call gets: the work's signal, a child logger, Events on this Service. */
+  context(service: ReadonlyService, provider: LoadBalancerProvider, signal: AbortSignal, logger: Logger): ProviderContext {
+    return {
+      signal,
+      logger: logger.child({ provider: provider.providerClass }),
+      events: { record: (type, reason, message) => this.event(service, type, reason, message) },
+    };
+  }
+
+  /** Calls the provider, counting the call; errors come back as ProviderError. */
+  async call<T>(provider: LoadBalancerProvider, method: ProviderMethod, fn: () => Promise<T>): Promise<T> {
+    try {
+      const result = await fn();
+      this.providerCalls.inc({ provider: provider.providerClass, method, result: 'ok' });
+      return result;
+    } catch (error) {
+      this.providerCalls.inc({ provider: provider.providerClass, method, result: 'error' });
+      throw asProviderError(error);
+    }
+  }
+
+  /** What the provider still has for the Service ('unknown' if it cannot say right now). */
+  async held(ctx: ProviderContext, provider: LoadBalancerProvider, service: ReadonlyService): Promise<Held> {
+    try {
+      const found = await this.call(provider, 'get', () => provider.get(ctx, service));
+      return found.exists ? (found.status ?? 'unknown') : undefined;
+    } catch {
+      return 'unknown';
+    }
+  }
+
+  /** Finalizer and `provisioned-by` in one write, before any provider call, so nothing is ever leaked. */
+  async claim(service: V1Service, providerClass: string, signal: AbortSignal): Promise<V1Service> {
+    const { object, wrote } = await patchWithRetry(this.options.client, servicePath(service), service, (s) => claimPatch(s, OWNERSHIP, providerClass), { signal });
+    if (wrote) this.expect(object);
+    return object;
+  }
+
+  /** Removes the finalizer and `provisioned-by`; `deleting` Services are gone right after. */
+  async release(service: V1Service, deleting: boolean, signal: AbortSignal): Promise<void> {
+    const released = await patchWithRetry(this.options.client, servicePath(service), service, (s) => releasePatch(s, OWNERSHIP), { signal });
+    if (released.wrote && !deleting) this.expect(released.object);
+  }
+
+  /** Writes the status `outcome` implies, only when it differs; returns the object as it is now. */
+  async writeStatus(service: V1Service, outcome: Outcome, signal: AbortSignal): Promise<{ object: V1Service; wrote: boolean }> {
+    const now = new Date(this.options.clock.now());
+    const result = await patchStatus(
+      this.options.client,
+      servicePath(service),
+      service as V1Service & { status?: Record<string, unknown> },
+      (s) => statusPatch(desiredStatus(s, outcome, now)),
+      signal,
+    );
+    if (result.wrote) this.expect(result.object);
+    return result;
+  }
+
+  /** Remembers our write so reconciles skip cached copies older than it. */
+  private expect(written: V1Service): void {
+    const resourceVersion = written.metadata?.resourceVersion;
+    if (resourceVersion) this.options.expectations.wrote(objectKey(written), resourceVersion);
+  }
+}
