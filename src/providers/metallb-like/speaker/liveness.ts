@@ -27,6 +27,11 @@ function isAborted(signal: AbortSignal): boolean {
   return signal.aborted;
 }
 
+/** The address as udp6 sockets take it (IPv4 mapped). */
+function toIPv6(address: string): string {
+  return address.includes(':') ? address : `::ffff:${address}`;
+}
+
 export function leaseName(node: string): string {
   return `${LEASE_PREFIX}${node}`;
 }
@@ -218,6 +223,13 @@ interface Target {
   since: number;
   lastReply: number;
   dead: boolean;
+  /**
+   * A UDP socket connected to the peer, for this target's probes. Connected, so the kernel
+   * reports an ICMP port-unreachable back to us: a node that is up but has no speaker
+   * listening (the speaker was killed) is known dead at the next probe, not after the timeout.
+   */
+  probe: Socket | undefined;
+  connected: boolean;
 }
 
 /**
@@ -254,14 +266,47 @@ export class PeerProber {
   /** The peers to probe, node -> address. Others are forgotten. */
   setTargets(targets: ReadonlyMap<string, string>): void {
     const now = this.options.clock.now();
-    for (const node of [...this.targets.keys()]) if (!targets.has(node)) this.targets.delete(node);
-    for (const [node, address] of targets) {
-      const existing = this.targets.get(node);
-      if (existing && existing.address === address) continue;
-      // A new target gets a full timeout to answer before it is judged.
-      this.targets.set(node, { address, since: now, lastReply: now, dead: false });
-      this.send(PING, address, this.options.peerPort ?? this.options.port);
+    for (const [node, target] of [...this.targets]) {
+      if (targets.get(node) === target.address) continue;
+      target.probe?.close();
+      this.targets.delete(node);
     }
+    for (const [node, address] of targets) {
+      if (this.targets.has(node)) continue;
+      // A new target gets a full timeout to answer before it is judged.
+      const target: Target = { address, since: now, lastReply: now, dead: false, probe: undefined, connected: false };
+      this.targets.set(node, target);
+      this.connectProbe(node, target);
+    }
+  }
+
+  private connectProbe(node: string, target: Target): void {
+    if (!this.socket) return;
+    const probe = createSocket({ type: 'udp6', ipv6Only: false });
+    target.probe = probe;
+    probe.on('message', (message) => this.onMessage(message, target.address, 0));
+    probe.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ECONNREFUSED') {
+        this.options.logger.debug({ err: error, peer: node }, 'probe socket error');
+        return;
+      }
+      if (target.dead || this.targets.get(node) !== target) return;
+      target.dead = true;
+      this.options.logger.info({ peer: node, address: target.address }, 'peer refuses probes: its speaker is not running');
+      this.options.onChange();
+    });
+    probe.connect(this.options.peerPort ?? this.options.port, toIPv6(target.address), () => {
+      target.connected = true;
+      this.ping(target);
+    });
+  }
+
+  private ping(target: Target): void {
+    if (!target.probe || !target.connected) return;
+    target.probe.send(Buffer.concat([Buffer.from([PING]), Buffer.from(`${this.options.self}\n`)]), (error) => {
+      // A refusal reported on send is handled like one reported on receive.
+      if (error) target.probe?.emit('error', error);
+    });
   }
 
   /**
@@ -285,6 +330,8 @@ export class PeerProber {
   stop(): void {
     this.timer?.();
     this.timer = undefined;
+    for (const target of this.targets.values()) target.probe?.close();
+    this.targets.clear();
     this.socket?.close();
     this.socket = undefined;
   }
@@ -303,13 +350,13 @@ export class PeerProber {
     const now = this.options.clock.now();
     let changed = false;
     for (const [node, target] of this.targets) {
-      const dead = now - target.lastReply > this.options.timeoutMs;
-      if (dead !== target.dead) {
-        target.dead = dead;
+      // Dead by silence here, by refusal or goodbye as they arrive; alive again only by an answer.
+      if (!target.dead && now - target.lastReply > this.options.timeoutMs) {
+        target.dead = true;
         changed = true;
-        this.options.logger.info({ peer: node, address: target.address, silentMs: now - target.lastReply }, dead ? 'peer stopped answering probes' : 'peer answers probes again');
+        this.options.logger.info({ peer: node, address: target.address, silentMs: now - target.lastReply }, 'peer stopped answering probes');
       }
-      this.send(PING, target.address, this.options.peerPort ?? this.options.port);
+      this.ping(target);
     }
     // Forgotten only after a long silence; until then a returning prober counts as a rejoin.
     for (const [address, at] of this.probers) if (now - at > PROBER_MEMORY_MS) this.probers.delete(address);
@@ -323,7 +370,7 @@ export class PeerProber {
     }
     // kind byte, our node name, newline, optional payload
     const body = Buffer.concat([Buffer.from([kind]), Buffer.from(`${this.options.self}\n`), payload ?? Buffer.alloc(0)]);
-    this.socket.send(body, port, address.includes(':') ? address : `::ffff:${address}`, () => done?.());
+    this.socket.send(body, port, toIPv6(address), () => done?.());
   }
 
   private onMessage(message: Buffer, address: string, port: number): void {

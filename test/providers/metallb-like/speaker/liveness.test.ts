@@ -90,18 +90,33 @@ describe('PeerProber (UDP on loopback)', () => {
   it('declares a silent peer dead after the timeout, and alive again when it answers', async () => {
     const { clock, watcher, announcer, changes } = await pair();
     await round(clock);
-    announcer.stop();
+    // Up but not answering (e.g. it lost its Lease, or its link is down): silence.
+    announcer.setAnswering(false);
     for (let i = 0; i < 5; i++) await round(clock);
     expect(watcher.isAlive('announcer')).toBe(true); // 500 ms of silence: not yet
     for (let i = 0; i < 3; i++) await round(clock);
     expect(watcher.isAlive('announcer')).toBe(false);
     expect(changes).toHaveLength(1);
-    await announcer.start();
+    announcer.setAnswering(true);
     await eventually(async () => {
       await round(clock);
       return watcher.isAlive('announcer') ? true : undefined;
     }, 'the peer to be alive again', 5_000, 1);
     expect(changes).toHaveLength(2);
+  });
+
+  it('takes a refused probe (no speaker on the port) as death at once, without waiting for the timeout', async () => {
+    const { clock, watcher, announcer, changes } = await pair();
+    await round(clock);
+    const stoppedAt = clock.now();
+    announcer.stop();
+    await eventually(async () => {
+      await round(clock);
+      return watcher.isAlive('announcer') ? undefined : true;
+    }, 'the refusal to be noticed', 5_000, 1);
+    expect(changes).toHaveLength(1);
+    // Noticed at the first probe after the stop, well before 600 ms of silence could.
+    expect((changes[0] ?? Infinity) - stoppedAt).toBeLessThan(600);
   });
 
   it('takes a goodbye as death at once', async () => {
