@@ -24,7 +24,9 @@ import type { KubeClient } from '../../../kube/rest.js';
 import { Announcer, type OwnedIP } from './announcer.js';
 import {
   electAnnouncer,
+  nodeUsable,
   nodesToProbe,
+  rankNodes,
   planAnnouncements,
   serviceKey,
   type AnnouncedIP,
@@ -268,6 +270,10 @@ export class Speaker {
       }
       await this.writeConditions(entry, interfaces, services);
     }
+    if (this.lease.isHeld && this.synced) {
+      const usable = nodes.filter(nodeUsable).map((n) => n.metadata?.name ?? '').filter(Boolean);
+      for (const entry of plan.values()) await this.reportUnannounced(entry, usable, services);
+    }
     // Re-elect when the next lease runs out, even if nothing else happens.
     this.cancelExpiryTimer();
     const next = this.leaseView.nextExpiryMs();
@@ -277,23 +283,24 @@ export class Speaker {
   /** The condition naming node and interfaces, on each Service of the IP; written only when it differs. */
   private async writeConditions(entry: AnnouncedIP, interfaces: readonly string[], services: readonly ServiceObject[]): Promise<void> {
     const message = `${entry.ip} announced by node ${this.settings.node} on ${interfaces.join(', ') || '(no interface)'}`;
+    await this.writeCondition(entry, services, { status: 'True', reason: 'Announced', message });
+  }
+
+  private async writeCondition(entry: AnnouncedIP, services: readonly ServiceObject[], want: { status: 'True' | 'False'; reason: string; message: string }): Promise<void> {
     for (const key of entry.services) {
       const service = services.find((s) => serviceKey(s) === key);
       // One condition per Service: its first address decides who writes it.
-      if (!service || service.status?.loadBalancer?.ingress?.[0]?.ip === undefined) continue;
-      if (firstAddress(service) !== entry.ip) continue;
+      if (!service || firstAddress(service) !== entry.ip) continue;
       const path = `/api/v1/namespaces/${service.metadata.namespace}/services/${service.metadata.name}`;
       try {
         await patchWithRetry(this.deps.client, path, service, (current) => {
           const conditions = current.status?.conditions ?? [];
           const existing = conditions.find((c) => c.type === ANNOUNCED_CONDITION);
-          if (existing && existing.status === 'True' && existing.reason === 'Announced' && existing.message === message) return undefined;
+          if (existing && existing.status === want.status && existing.reason === want.reason && existing.message === want.message) return undefined;
           const next: Condition = {
             type: ANNOUNCED_CONDITION,
-            status: 'True',
-            reason: 'Announced',
-            message,
-            lastTransitionTime: new Date(this.deps.clock.now()).toISOString().replace(/\.\d+Z$/, 'Z'),
+            ...want,
+            lastTransitionTime: existing?.status === want.status && existing.lastTransitionTime ? existing.lastTransitionTime : new Date(this.deps.clock.now()).toISOString().replace(/\.\d+Z$/, 'Z'),
           };
           const updated = [...conditions.filter((c) => c.type !== ANNOUNCED_CONDITION), next];
           if (isDeepStrictEqual(updated, conditions)) return undefined;
@@ -303,6 +310,18 @@ export class Speaker {
         this.deps.logger.warn({ err: error, service: key }, 'could not write the announcement condition');
       }
     }
+  }
+
+  /**
+   * An address no node may announce gets `L2Announced=False` saying why, written by one
+   * speaker only: the first of all usable nodes in the address's order.
+   */
+  private async reportUnannounced(entry: AnnouncedIP, usable: readonly string[], services: readonly ServiceObject[]): Promise<void> {
+    if (entry.candidates.length > 0 || rankNodes(entry.ip, usable)[0] !== this.settings.node) return;
+    const message = entry.local
+      ? `no node may announce ${entry.ip}: externalTrafficPolicy is Local and no node has a ready endpoint`
+      : `no node may announce ${entry.ip}: no usable node matches the l2.nodeSelector of pool ${entry.pool}`;
+    await this.writeCondition(entry, services, { status: 'False', reason: 'NoEligibleNode', message });
   }
 }
 

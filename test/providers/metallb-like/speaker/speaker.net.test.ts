@@ -179,6 +179,11 @@ describe.skipIf(reason !== undefined)('portico speaker on a LAN of network names
     const second = ranked[1] ?? '';
     await service('local', [ip], { local: true, selectorless: true });
     expect(await arpingMacs(lan, ip)).toEqual([]); // no ready endpoint: nobody answers
+    const svc = await eventually(async () => {
+      const found = await client.request<ServiceObject>('GET', `/api/v1/namespaces/${namespace}/services/local`);
+      return found.status?.conditions?.find((c) => c.type === ANNOUNCED_CONDITION && c.status === 'False');
+    }, 'the condition saying why nobody announces');
+    expect(svc.message).toContain('no ready endpoint');
     await slice('local', first);
     const mac = await eventually(async () => {
       await resolveFromClient(lan, ip);

@@ -104,6 +104,21 @@ describe('Speaker', () => {
     expect(s.events).toHaveLength(2);
   });
 
+  it('says why nobody announces a Local address without ready endpoints', async () => {
+    const s = await start();
+    stops.push(s.stop);
+    await eventually(() => (s.speaker.healthy ? true : undefined), 'the lease to be held');
+    const local = service();
+    (local['spec'] as Record<string, unknown>)['externalTrafficPolicy'] = 'Local';
+    s.informers.fake(SPEAKER_PATHS.services).upsert(local);
+    await eventually(() => (s.api.writes(isStatus) === 1 ? true : undefined), 'the condition write');
+    expect(s.api.requests.find((r) => isStatus(r.path))?.body).toMatchObject({
+      status: { conditions: [{ type: 'L2Announced', status: 'False', reason: 'NoEligibleNode', message: 'no node may announce 192.0.2.10: externalTrafficPolicy is Local and no node has a ready endpoint' }] },
+    });
+    expect(s.sockets.open_('eth0', ETHERTYPE_ARP)).toEqual([]);
+    expect(s.events).toEqual([]);
+  });
+
   it('goes silent at once when a Lease renewal fails, and announces again once one succeeds', async () => {
     const s = await start();
     stops.push(s.stop);
