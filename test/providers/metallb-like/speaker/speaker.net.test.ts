@@ -183,7 +183,7 @@ describe.skipIf(reason !== undefined)('portico speaker on a LAN of network names
       const found = await client.request<ServiceObject>('GET', `/api/v1/namespaces/${namespace}/services/local`);
       return found.status?.conditions?.find((c) => c.type === ANNOUNCED_CONDITION && c.status === 'False');
     }, 'the condition saying why nobody announces');
-    expect(svc.message).toContain('no ready endpoint');
+    expect(svc.message).toContain('no node has a ready endpoint');
     await slice('local', first);
     const mac = await eventually(async () => {
       await resolveFromClient(lan, ip);
