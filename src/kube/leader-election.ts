@@ -314,6 +314,12 @@ export class LeaderElector {
         break;
       }
       const startedAt = this.clock.now();
+      // Checked before trying: after a pause (GC, SIGSTOP) the deadline timer may not have run
+      // yet, and a renewal sent now would be a write from a leader that no longer is one.
+      if (startedAt - this.lastRenewAt >= this.config.renewDeadlineMs) {
+        lose('renew deadline exceeded');
+        break;
+      }
       const result = await untilAborted(this.tryAcquireOrRenew(startedAt), term.signal);
       if (!this.isLeader()) break;
       if (result === 'ok') {

@@ -602,15 +602,19 @@ describe('LeaderElector: health', () => {
 
   it('turns unhealthy when a leader that cannot renew has not stepped down', async () => {
     const fake = new FakeClock();
-    // Timers that never fire stand in for a step-down that never happens (e.g. a starved event loop).
+    // Timers that never fire, and sleeps that stop returning once it leads, stand in for a
+    // step-down that never happens (e.g. a starved event loop).
+    let starved = false;
     const stuck: Clock = {
       now: () => fake.now(),
-      sleep: (delay, signal) => fake.sleep(delay, signal),
+      sleep: (delay, signal) => (starved ? new Promise<void>(() => undefined) : fake.sleep(delay, signal)),
       setTimer: () => () => undefined,
     };
     const store = new FakeLeaseStore();
     const c = new Candidate('a', store, stuck).start();
     await fake.advance(0);
+    expect(c.elector.isLeader()).toBe(true);
+    starved = true;
     store.failNext('any', new FakeApiError(), Infinity);
     const check = leaderElectionHealthy(c.elector, 1_000);
 
