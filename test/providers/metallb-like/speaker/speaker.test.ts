@@ -35,22 +35,23 @@ class FakeApi implements KubeClient {
 const NODE = 'n1';
 const NAMESPACE = 'portico-system';
 
-async function start(): Promise<{ clock: FakeClock; api: FakeApi; informers: FakeInformers; sockets: FakeFrameSockets; speaker: Speaker; stop: () => Promise<void>; events: string[] }> {
+async function start(): Promise<{ clock: FakeClock; api: FakeApi; informers: FakeInformers; sockets: FakeFrameSockets; speaker: Speaker; stop: () => Promise<void>; events: string[]; registry: Registry }> {
   const [probePort = 0] = await freePorts(1);
   const clock = new FakeClock(Date.parse('2026-01-01T00:00:00Z'));
   const api = new FakeApi();
   const informers = new FakeInformers();
   const sockets = new FakeFrameSockets([{ name: 'eth0', ifindex: 2, mac: '02:00:00:00:01:00' }]);
   const events: string[] = [];
+  const registry = new Registry();
   const speaker = new Speaker(
     { node: NODE, namespace: NAMESPACE, renewIntervalMs: 10_000, leaseDurationMs: 30_000, probePort, probeIntervalMs: 100, probeTimeoutMs: 600, gratuitousRepeats: 3, gratuitousIntervalMs: 1_200 },
-    { client: api, informers, sockets, discover: sockets.discover, events: { record: (_o, _t, reason, message) => events.push(`${reason}: ${message}`) }, clock, logger: pino({ level: 'silent' }), registry: new Registry() },
+    { client: api, informers, sockets, discover: sockets.discover, events: { record: (_o, _t, reason, message) => events.push(`${reason}: ${message}`) }, clock, logger: pino({ level: 'silent' }), registry },
   );
   informers.fake(SPEAKER_PATHS.nodes).upsert({ metadata: { name: NODE } });
   informers.fake(SPEAKER_PATHS.pools).upsert({ apiVersion: 'portico.dev/v1alpha1', kind: 'AddressPool', metadata: { name: 'lan' }, spec: { addresses: ['192.0.2.0/24'] } } as never);
   const abort = new AbortController();
   const running = speaker.run(abort.signal, Promise.resolve(true));
-  return { clock, api, informers, sockets, speaker, events, stop: async () => {
+  return { clock, api, informers, sockets, speaker, events, registry, stop: async () => {
     abort.abort();
     await running;
   } };
@@ -102,6 +103,9 @@ describe('Speaker', () => {
     await eventually(() => (s.api.writes(isStatus) === 2 ? true : undefined), 'the second Service condition');
     expect(s.api.requests.filter((r) => isStatus(r.path)).map((r) => r.path)).toEqual(['/api/v1/namespaces/default/services/web/status', '/api/v1/namespaces/default/services/api/status']);
     expect(s.events).toHaveLength(2);
+    const metrics = await s.registry.metrics();
+    expect(metrics).toContain('portico_speaker_announced_ips 2');
+    expect(metrics).toMatch(/portico_speaker_gratuitous_sent_total\{protocol="arp"\} 2/);
   });
 
   it('says why nobody announces a Local address without ready endpoints', async () => {
