@@ -1,7 +1,8 @@
 /**
  * Real `portico speaker` processes in three node namespaces on one bridge, a client namespace
- * as the outside observer (arping, ping, `ip neigh`), and the real API server reached through
- * 192.0.2.1. Needs root and iproute2/iputils; otherwise skipped with the reason printed.
+ * as the outside observer (arping, ping, `ip neigh`), and the real API server, reached from
+ * each node namespace through a relay on its loopback (support/lan.ts). Needs root and
+ * iproute2/iputils; otherwise skipped with the reason printed.
  */
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';

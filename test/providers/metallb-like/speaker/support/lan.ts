@@ -1,9 +1,11 @@
 /**
  * A LAN in network namespaces for the speaker suites and the l2-failover benchmark: a bridge in
  * its own namespace, N "node" namespaces and one "client" namespace, each with `eth0` on the
- * bridge, in 192.0.2.0/24 and 2001:db8:2::/64. The host reaches the LAN through one veth
- * (192.0.2.1), where a TCP forwarder makes the test API server (on host loopback) reachable to
- * the speakers; one forwarder per node, so a test can cut one node off the API.
+ * bridge, in 192.0.2.0/24 and 2001:db8:2::/64. The host's own interfaces are never touched
+ * (its uplink may itself be in 192.0.2.0/24): each node namespace reaches the test API server
+ * (on host loopback) through a relay on the namespace's loopback and a Unix socket served by
+ * the test process, since Unix sockets cross network namespaces. There is one socket per node,
+ * so a test can cut one node off the API.
  * Everything is named with a per-run prefix and removed by `destroy()`, also after failures.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
