@@ -41,3 +41,4 @@ for (const tool of ['go', 'openssl']) {
 step('control plane: building or reusing cached etcd / kube-apiserver / kube-controller-manager ...');
 run('bash', [join(root, 'hack', 'build-control-plane.sh')]);
 ensureMoto();
+run('bash', [join(root, 'hack', 'net-tools.sh')]);
