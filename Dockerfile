@@ -11,9 +11,8 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
+# Product code only: dev tools (hack/, the demo, the test control plane) never ship.
 COPY src ./src
-# tsconfig.build.json compiles hack/control-plane.ts (and what it imports) along with src/.
-COPY hack ./hack
 RUN ./node_modules/.bin/tsc -p tsconfig.build.json --outDir /app/dist \
  && cp package.json package-lock.json /app/ \
  && cd /app \

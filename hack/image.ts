@@ -52,7 +52,7 @@ function run(cmd: string, args: string[], options: { cwd?: string; env?: NodeJS.
 
 /**
  * Files whose content decides the image: sources, lockfile, compiler settings, and hack/*.ts
- * (this script, and what tsconfig.build.json compiles from hack/ along with src/).
+ * (this script and the tools it calls; dist/ itself holds src/ only).
  */
 function inputFiles(): string[] {
   const files = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json'];

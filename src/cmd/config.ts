@@ -39,7 +39,7 @@ export interface FlagSpec {
 
 export const CONTROLLER_FLAGS = {
   kubeconfig: { type: 'string', description: 'path to a kubeconfig (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)' },
-  providers: { type: 'string', default: 'portico.dev/l2', description: 'comma-separated load-balancer classes to run' },
+  providers: { type: 'string', default: PROVIDER_MODULES.filter((m) => m.enabledByDefault === true).map((m) => m.providerClass).join(','), description: 'comma-separated load-balancer classes to run' },
   'default-class': { type: 'string', description: 'class for LoadBalancer Services without spec.loadBalancerClass (one of --providers); unset: leave them to others' },
   workers: { type: 'string', default: '4', description: 'concurrent reconciles (1-256)' },
   'resync-period': { type: 'string', default: '10m', description: 're-ensure every Service this often (±10% jitter) to correct drift' },

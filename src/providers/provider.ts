@@ -170,6 +170,8 @@ export interface ProviderModule<Settings = unknown> {
   readonly providerClass: ProviderClass;
   /** One line for `--help`. */
   readonly description: string;
+  /** In `--providers` when the flag is not given (the bare-metal provider needs no cloud account). */
+  readonly enabledByDefault?: boolean;
   readonly flags: Readonly<Record<string, ProviderFlag>>;
   /** Flag values (env already applied) -> settings, or problems each naming its flag. Pure. */
   parseSettings(values: FlagValues): { settings: Settings } | { problems: string[] };

@@ -6,6 +6,7 @@ import { L2_CLASS, L2Provider, parseExcluded, SERVICE_CIDRS_PATH, type L2Setting
 
 export const l2ProviderModule = defineProvider<L2Settings>({
   providerClass: L2_CLASS,
+  enabledByDefault: true,
   description: 'bare-metal addresses from AddressPools, announced by ARP/NDP from one elected node (portico speaker)',
   flags: {
     'l2-excluded-cidrs': {
