@@ -86,8 +86,11 @@ resolve_etcd() {
 # ---- kubernetes --------------------------------------------------------------------------
 build_kubernetes() {
   local version=$1 out=$cache/kubernetes-$1
-  [[ -x $out/kube-apiserver && -x $out/kube-controller-manager ]] && return 0
-  log "building kube-apiserver + kube-controller-manager $version from k8s.io/kubernetes (first run only; ~10-20 min on 2 cores)..."
+  # kubectl too: the tests use it where a user would (kubectl describe, explain, wait).
+  local cmds=() cmd
+  for cmd in kube-apiserver kube-controller-manager kubectl; do [[ -x $out/$cmd ]] || cmds+=("$cmd"); done
+  (( ${#cmds[@]} == 0 )) && return 0
+  log "building ${cmds[*]} $version from k8s.io/kubernetes (first run only; ~10-20 min on 2 cores, a minute or two for kubectl alone)..."
   local work; work=$(mktemp -d)
   local info gomod
   info=$(cd "$work" && go mod download -json "k8s.io/kubernetes@$version")
@@ -112,17 +115,21 @@ build_kubernetes() {
     key=${kv%%=*}; val=${kv#*=}
     ldflags+=" -X k8s.io/component-base/version.$key=$val -X k8s.io/client-go/pkg/version.$key=$val"
   done
-  mkdir -p "$out.tmp"
-  local ok=1
-  (cd "$work" && go get "k8s.io/kubernetes/cmd/kube-apiserver@$version" "k8s.io/kubernetes/cmd/kube-controller-manager@$version" >&2) || ok=0
-  for cmd in kube-apiserver kube-controller-manager; do
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  local ok=1 gets=()
+  for cmd in "${cmds[@]}"; do gets+=("k8s.io/kubernetes/cmd/$cmd@$version"); done
+  (cd "$work" && go get "${gets[@]}" >&2) || ok=0
+  for cmd in "${cmds[@]}"; do
     (( ok )) || break
     log "  go build $cmd ..."
     (cd "$work" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd" >&2) || ok=0
   done
   rm -rf "$work"
   (( ok )) || { rm -rf "$out.tmp"; return 1; }
-  rm -rf "$out"; mv "$out.tmp" "$out"
+  # Binaries already there stay; the new ones join them.
+  mkdir -p "$out"
+  for cmd in "${cmds[@]}"; do mv "$out.tmp/$cmd" "$out/$cmd"; done
+  rm -rf "$out.tmp"
   log "kubernetes $version ready: $out"
 }
 
@@ -157,4 +164,5 @@ mkdir -p "$assets"
 ln -sf "$cache/etcd-$etcd_version/etcd" "$assets/etcd"
 ln -sf "$kube_dir/kube-apiserver" "$assets/kube-apiserver"
 ln -sf "$kube_dir/kube-controller-manager" "$assets/kube-controller-manager"
+[[ -x $kube_dir/kubectl ]] && ln -sf "$kube_dir/kubectl" "$assets/kubectl"
 echo "$assets"

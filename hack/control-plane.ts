@@ -27,6 +27,8 @@ export interface ControlPlane {
   /** The directory holding certificates, logs and data; removed by stop(). */
   dir: string;
   version: string;
+  /** A kubectl of the same release, when built (KUBEBUILDER_ASSETS may lack one). */
+  kubectl: string | undefined;
   /** Stops kube-apiserver only (etcd keeps the data), to test watch recovery. */
   stopApiServer(): Promise<void>;
   startApiServer(): Promise<void>;
@@ -174,6 +176,7 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
       kubeconfigPath,
       dir,
       version,
+      kubectl: existsSync(join(bin, 'kubectl')) ? join(bin, 'kubectl') : undefined,
       stop,
       startApiServer,
       stopApiServer: async () => {

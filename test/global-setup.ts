@@ -9,6 +9,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     kubeconfig: string;
     kubernetesVersion: string;
+    /** Path to kubectl, or '' when the binaries came without one. */
+    kubectl: string;
   }
 }
 
@@ -18,6 +20,7 @@ export async function setup(project: TestProject): Promise<void> {
   controlPlane = await startControlPlane();
   project.provide('kubeconfig', controlPlane.kubeconfigPath);
   project.provide('kubernetesVersion', controlPlane.version);
+  project.provide('kubectl', controlPlane.kubectl ?? '');
 }
 
 export async function teardown(): Promise<void> {

@@ -153,12 +153,12 @@ const addressPoolSchema: Schema = {
             'x-kubernetes-validations': addressEntryRules,
           },
         },
-        autoAssign: { type: 'boolean', default: true, description: 'When false, only Services that name this pool or request one of its addresses get an address from it.' },
-        avoidBuggyIPs: { type: 'boolean', default: false, description: 'Skip IPv4 addresses ending in .0 and .255, which some clients treat as broadcast.' },
+        autoAssign: { type: 'boolean', default: true, description: 'When false, only Services that name this pool or request one of its addresses get an address from it. Default: true.' },
+        avoidBuggyIPs: { type: 'boolean', default: false, description: 'Skip IPv4 addresses ending in .0 and .255, which some clients treat as broadcast. Default: false.' },
         allowSpecialAddresses: {
           type: 'boolean',
           default: false,
-          description: 'Also hand out special-purpose addresses (unspecified, loopback, link-local, multicast, broadcast) and the network/broadcast address of CIDR entries. The Service and Pod CIDRs and node addresses are never handed out.',
+          description: 'Also hand out special-purpose addresses (unspecified, loopback, link-local, multicast, broadcast) and the network/broadcast address of CIDR entries. The Service and Pod CIDRs and node addresses are never handed out. Default: false.',
         },
         allocation: {
           type: 'object',
@@ -174,7 +174,7 @@ const addressPoolSchema: Schema = {
             },
             namespaceSelector: selectorSchema('Only Services in namespaces matching this selector may get addresses from this pool.'),
             serviceSelector: selectorSchema('Only Services matching this selector may get addresses from this pool.'),
-            crossNamespaceSharing: { type: 'boolean', default: false, description: 'Let Services in different namespaces share an address with the same portico.dev/allow-shared-ip key. Off: sharing keys are scoped to a namespace.' },
+            crossNamespaceSharing: { type: 'boolean', default: false, description: 'Let Services in different namespaces share an address with the same portico.dev/allow-shared-ip key. Off: sharing keys are scoped to a namespace. Default: false.' },
           },
         },
         l2: {

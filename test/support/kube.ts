@@ -1,8 +1,12 @@
 /** Helpers for tests against the real API server started by test/global-setup.ts. */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { RestClient, isKubeError } from '../../src/kube/rest.js';
+
+const execFileAsync = promisify(execFile);
 
 export function testKubeConfig(path = inject('kubeconfig')): KubeConfig {
   const kc = new KubeConfig();
@@ -43,4 +47,17 @@ export async function eventually<T>(probe: () => Promise<T | undefined> | T | un
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError instanceof Error ? `: ${lastError.message}` : ''}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+/**
+ * Runs the real kubectl (built with the control plane) against the test API server, as a user
+ * would. Undefined when no kubectl was built: callers skip, saying so.
+ */
+export function kubectl(): ((...args: string[]) => Promise<string>) | undefined {
+  const path = inject('kubectl');
+  if (!path) return undefined;
+  return async (...args: string[]) => {
+    const { stdout } = await execFileAsync(path, [`--kubeconfig=${inject('kubeconfig')}`, ...args], { maxBuffer: 10 * 1024 * 1024 });
+    return stdout;
+  };
 }

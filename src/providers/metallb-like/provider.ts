@@ -309,7 +309,10 @@ export class L2Provider implements LoadBalancerProvider {
     const frozen = new Map<string, string>();
     const present = new Set<string>();
     // Oldest first: of two overlapping pools, the newer is the mistake (the allocator freezes it).
-    const pools = [...this.deps.pools.list()].sort((a, b) => creationTime(a) - creationTime(b) || a.metadata.name.localeCompare(b.metadata.name));
+    // Pools this process already used come before ones it has not seen yet (creation times
+    // have one-second resolution), then by creation time and name.
+    const seen = (pool: AddressPool): number => (this.lastValidPools.has(pool.metadata.name) ? 0 : 1);
+    const pools = [...this.deps.pools.list()].sort((a, b) => seen(a) - seen(b) || creationTime(a) - creationTime(b) || a.metadata.name.localeCompare(b.metadata.name));
     for (const pool of pools) {
       const name = pool.metadata.name;
       present.add(name);
