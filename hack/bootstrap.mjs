@@ -39,3 +39,4 @@ for (const tool of ['go', 'openssl']) {
 }
 step('control plane: building or reusing cached etcd / kube-apiserver / kube-controller-manager ...');
 run('bash', [join(root, 'hack', 'build-control-plane.sh')]);
+run('bash', [join(root, 'hack', 'install-dnsmasq.sh')]);

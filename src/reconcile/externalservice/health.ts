@@ -2,6 +2,7 @@
  * Health of one address: a pure state machine (thresholds), and a monitor that probes every
  * target on its interval with bounded concurrency and says which keys changed.
  */
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { Clock } from '../../kube/clock.js';
 import type { HealthSettings } from './spec.js';
@@ -72,7 +73,10 @@ export class HealthMonitor {
   private readonly waiting: (() => void)[] = [];
   private readonly abort = new AbortController();
 
-  constructor(private readonly options: HealthMonitorOptions) {}
+  constructor(private readonly options: HealthMonitorOptions) {
+    // Every probe in flight listens on it.
+    setMaxListeners(0, this.abort.signal);
+  }
 
   /** Replaces the targets of `key`; keeps the state of addresses that stay (with the same settings). */
   set(key: string, settings: HealthSettings | undefined, targets: readonly ProbeTarget[]): void {

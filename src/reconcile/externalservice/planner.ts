@@ -183,7 +183,7 @@ export function planEndpoints(input: EndpointsPlanInput): V1Endpoints {
     subsets: [...subsets.values()].map((s) => ({
       ...(s.addresses.length > 0 ? { addresses: s.addresses } : {}),
       ...(s.notReadyAddresses.length > 0 ? { notReadyAddresses: s.notReadyAddresses } : {}),
-      ports: s.ports.map((p) => ({ name: p.name, port: p.port ?? 0, protocol: p.protocol, ...(p.appProtocol ? { appProtocol: p.appProtocol } : {}) })),
+      ports: s.ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port ?? 0, protocol: p.protocol, ...(p.appProtocol ? { appProtocol: p.appProtocol } : {}) })),
     })),
   };
 }
