@@ -23,7 +23,7 @@ import { done, requeueAfter, retry, terminal, WorkQueue, type Outcome } from '..
 import type { ControllerModule, ModuleDeps } from '../module.js';
 import { HealthMonitor, type Prober } from './health.js';
 import { checkAddress, type AddressPolicy, type RefusalReason } from './policy.js';
-import { endpointsEquivalent, MANAGED_BY, MANAGED_BY_LABEL, MIRROR_MANAGED_BY, planEndpoints, planSlices, SERVICE_NAME_LABEL, SKIP_MIRROR_LABEL, type PublishedEndpoint } from './planner.js';
+import { endpointsEquivalent, MANAGED_BY, OVER_CAPACITY_ANNOTATION, MANAGED_BY_LABEL, MIRROR_MANAGED_BY, planEndpoints, planSlices, SERVICE_NAME_LABEL, SKIP_MIRROR_LABEL, type PublishedEndpoint } from './planner.js';
 import { netProber } from './prober.js';
 import { dnsClient, HostResolver, type DnsClient } from './resolver.js';
 import { desiredFromAnnotatedService, desiredFromExternalService, EXTERNAL_ENDPOINTS_ANNOTATION, type DesiredState } from './spec.js';
@@ -317,47 +317,35 @@ export class ExternalServiceController {
 
     // 2. The v1 Endpoints (skip-mirror first, so the mirroring controller lets go of the address).
     const endpointsObject = this.options.endpoints.get(key);
-    if (state.publishEndpoints) {
-      const want = planEndpoints({ namespace, serviceName: name, owner, ports: state.ports, endpoints });
+    const endpointsPath = `/api/v1/namespaces/${namespace}/endpoints/${name}`;
+    const ours = endpointsObject !== undefined && controllerRef(endpointsObject)?.uid === owner.uid;
+    if (state.publishEndpoints || ours) {
+      // Turned off: the one we wrote is emptied (no delete in our RBAC; it goes with its owner).
+      const want = planEndpoints({ namespace, serviceName: name, owner, ports: state.ports, endpoints: state.publishEndpoints ? endpoints : [] });
       if (!endpointsObject) {
         await this.write('endpoints', () => this.options.client.request('POST', `/api/v1/namespaces/${namespace}/endpoints`, { body: want, signal }));
       } else if (!endpointsEquivalent(endpointsObject, want)) {
-        const takeover = controllerRef(endpointsObject)?.uid !== owner.uid;
-        const body: V1Endpoints = {
-          ...want,
-          metadata: {
-            ...want.metadata,
-            labels: { ...endpointsObject.metadata?.labels, ...want.metadata?.labels },
-            annotations: { ...endpointsObject.metadata?.annotations, ...want.metadata?.annotations },
-            resourceVersion: endpointsObject.metadata?.resourceVersion,
-          },
+        const body = {
+          metadata: { labels: want.metadata?.labels, annotations: { [OVER_CAPACITY_ANNOTATION]: want.metadata?.annotations?.[OVER_CAPACITY_ANNOTATION] ?? null }, ownerReferences: want.metadata?.ownerReferences, resourceVersion: endpointsObject.metadata?.resourceVersion },
+          subsets: want.subsets ?? null,
         };
-        await this.write('endpoints', () => this.options.client.request('PUT', `/api/v1/namespaces/${namespace}/endpoints/${name}`, { body, signal }));
-        if (takeover) this.event(source, 'Normal', 'AdoptedEndpoints', `Took over the Endpoints object ${name} (labelled ${SKIP_MIRROR_LABEL}; its slice mirror is removed)`);
+        await this.write('endpoints', () => this.options.client.request('PATCH', endpointsPath, { body, patchType: 'merge', signal }));
+        if (!ours) this.event(source, 'Normal', 'AdoptedEndpoints', `Took over the Endpoints object ${name} (labelled ${SKIP_MIRROR_LABEL}, so its mirrored EndpointSlice goes)`);
       }
-    } else if (endpointsObject) {
-      if (controllerRef(endpointsObject)?.uid === owner.uid) {
-        await this.write('endpoints', () => this.options.client.request('DELETE', `/api/v1/namespaces/${namespace}/endpoints/${name}`, { signal }).catch(ignore404));
-      } else if (endpointsObject.metadata?.labels?.[SKIP_MIRROR_LABEL] !== 'true') {
-        await this.write('endpoints', () =>
-          this.options.client.request('PATCH', `/api/v1/namespaces/${namespace}/endpoints/${name}`, { body: { metadata: { labels: { [SKIP_MIRROR_LABEL]: 'true' }, resourceVersion: endpointsObject.metadata?.resourceVersion } }, patchType: 'merge', signal }),
-        );
-      }
+    } else if (endpointsObject && endpointsObject.metadata?.labels?.[SKIP_MIRROR_LABEL] !== 'true') {
+      // Someone else's Endpoints while we publish slices: stop it being mirrored into a duplicate.
+      await this.write('endpoints', () => this.options.client.request('PATCH', endpointsPath, { body: { metadata: { labels: { [SKIP_MIRROR_LABEL]: 'true' }, resourceVersion: endpointsObject.metadata?.resourceVersion } }, patchType: 'merge', signal }));
     }
 
-    // 3. No address in two slices: the mirror's slices go before ours appear.
-    const mirrored = this.ourSlices(namespace, name, MIRROR_MANAGED_BY);
-    if (mirrored.length > 0) {
-      for (const slice of mirrored) await this.write('endpointslices', () => this.options.client.request('DELETE', `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices/${slice.metadata?.name ?? ''}`, { signal }).catch(ignore404));
-      return requeueAfter(MIRROR_WAIT_MS);
-    }
+    // 3. No address in two slices: the mirroring controller removes its slices once the
+    // Endpoints says skip-mirror; ours appear only after that.
+    if (this.ourSlices(namespace, name, MIRROR_MANAGED_BY).length > 0) return requeueAfter(MIRROR_WAIT_MS);
 
     // 4. Our slices.
     const plan = planSlices({ namespace, serviceName: name, owner, ports: state.ports, endpoints, existing: this.ourSlices(namespace, name), maxPerSlice: this.options.maxEndpointsPerSlice });
     const base = `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`;
-    // Deletes and updates before creates: an address moving between slices is never in two.
-    for (const sliceName of plan.delete) await this.write('endpointslices', () => this.options.client.request('DELETE', `${base}/${sliceName}`, { signal }).catch(ignore404));
-    for (const slice of plan.update) await this.write('endpointslices', () => this.options.client.request('PUT', `${base}/${slice.metadata?.name ?? ''}`, { body: slice, signal }));
+    // Updates (emptied slices first) before creates: an address moving between slices is never in two.
+    for (const slice of plan.update) await this.write('endpointslices', () => this.options.client.request('PATCH', `${base}/${slice.metadata?.name ?? ''}`, { body: slicePatch(slice), patchType: 'merge', signal }));
     for (const slice of plan.create) await this.write('endpointslices', () => this.options.client.request('POST', base, { body: slice, signal }));
 
     // 5. Status.
@@ -459,22 +447,33 @@ export class ExternalServiceController {
     return terminal(new Error(message));
   }
 
-  /** No ExternalService and no annotation: our slices and Endpoints go (the GC handles owned ones too). */
+  /**
+   * No ExternalService and no annotation. What an ExternalService owned goes with it (garbage
+   * collector); what an annotation made is emptied, since the Service has no external endpoints
+   * any more (the objects go with the Service).
+   */
   private async release(key: string, namespace: string, name: string, service: DeepReadonly<V1Service> | undefined, signal: AbortSignal): Promise<Outcome> {
     this.forget(key);
-    // Only what an annotation made: ExternalService-owned objects are the garbage collector's.
-    const owner = service?.metadata?.uid;
-    if (!owner) return done();
+    const uid = service?.metadata?.uid;
+    if (!uid) return done();
+    const owner: V1OwnerReference = { apiVersion: 'v1', kind: 'Service', name, uid, controller: true };
     const base = `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`;
-    for (const slice of this.ourSlices(namespace, name)) {
-      if (controllerRef(slice)?.uid === owner) await this.write('endpointslices', () => this.options.client.request('DELETE', `${base}/${slice.metadata?.name ?? ''}`, { signal }).catch(ignore404));
-    }
+    const slices = this.ourSlices(namespace, name).filter((s) => controllerRef(s)?.uid === uid);
+    const plan = planSlices({ namespace, serviceName: name, owner, ports: [], endpoints: [], existing: slices });
+    for (const slice of plan.update) await this.write('endpointslices', () => this.options.client.request('PATCH', `${base}/${slice.metadata?.name ?? ''}`, { body: slicePatch(slice), patchType: 'merge', signal }));
     const endpoints = this.options.endpoints.get(key);
-    if (endpoints && controllerRef(endpoints)?.uid === owner) await this.write('endpoints', () => this.options.client.request('DELETE', `/api/v1/namespaces/${namespace}/endpoints/${name}`, { signal }).catch(ignore404));
+    if (endpoints && controllerRef(endpoints)?.uid === uid && (endpoints.subsets ?? []).length > 0) {
+      await this.write('endpoints', () => this.options.client.request('PATCH', `/api/v1/namespaces/${namespace}/endpoints/${name}`, { body: { metadata: { resourceVersion: endpoints.metadata?.resourceVersion }, subsets: null }, patchType: 'merge', signal }));
+    }
     return done();
   }
 }
 
-function ignore404(error: unknown): void {
-  if (!isKubeError(error, 404)) throw error;
+/** A merge patch carrying everything we own of a slice (lists are replaced whole). */
+function slicePatch(slice: V1EndpointSlice): Record<string, unknown> {
+  return {
+    metadata: { labels: slice.metadata?.labels, ownerReferences: slice.metadata?.ownerReferences, resourceVersion: slice.metadata?.resourceVersion },
+    endpoints: slice.endpoints,
+    ports: slice.ports ?? null,
+  };
 }

@@ -43,10 +43,18 @@ export interface SlicePlanInput {
 
 export interface SlicePlan {
   create: V1EndpointSlice[];
-  /** Full replacements (PUT with the existing resourceVersion). */
+  /**
+   * Slices whose content changes (sent as merge patches with the existing resourceVersion),
+   * emptied ones first: an address moving between slices is never in two at once.
+   */
   update: V1EndpointSlice[];
-  delete: string[];
-  /** Every slice wanted, by name (for status and tests). */
+  /**
+   * Surplus slices (a family or port group gone, fewer chunks) are emptied, not deleted: the
+   * controller's RBAC grants no delete; the garbage collector removes them with their owner,
+   * and a later address of that group reuses the name.
+   */
+  emptied: string[];
+  /** Every slice wanted with addresses, by name (for status and tests). */
   desired: V1EndpointSlice[];
 }
 
@@ -121,14 +129,30 @@ export function planSlices(input: SlicePlanInput): SlicePlan {
     }
   }
   const existing = new Map(input.existing.map((s) => [s.metadata?.name ?? '', s]));
-  const plan: SlicePlan = { create: [], update: [], delete: [], desired };
+  const plan: SlicePlan = { create: [], update: [], emptied: [], desired };
+  const changed: V1EndpointSlice[] = [];
   for (const want of desired) {
     const have = existing.get(want.metadata?.name ?? '');
     if (!have) plan.create.push(want);
-    else if (!sliceEquivalent(have, want)) plan.update.push({ ...want, metadata: { ...want.metadata, resourceVersion: have.metadata?.resourceVersion } });
+    else if (!sliceEquivalent(have, want)) changed.push({ ...want, metadata: { ...want.metadata, resourceVersion: have.metadata?.resourceVersion } });
     existing.delete(want.metadata?.name ?? '');
   }
-  plan.delete = [...existing.keys()].sort();
+  const emptied: V1EndpointSlice[] = [];
+  for (const [name, have] of [...existing.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const want: V1EndpointSlice = {
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name, namespace: input.namespace, labels: { [SERVICE_NAME_LABEL]: input.serviceName, [MANAGED_BY_LABEL]: MANAGED_BY }, ownerReferences: [input.owner], resourceVersion: have.metadata?.resourceVersion },
+      addressType: have.addressType,
+      endpoints: [],
+      ports: (have.ports ?? []).map((p) => ({ ...p })),
+    };
+    if (!sliceEquivalent(have, want)) {
+      emptied.push(want);
+      plan.emptied.push(name);
+    }
+  }
+  plan.update = [...emptied, ...changed];
   return plan;
 }
 

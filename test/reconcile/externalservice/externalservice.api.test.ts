@@ -58,7 +58,8 @@ async function getOrUndefined<T>(path: string): Promise<T | undefined> {
 function sliceAddresses(slices: V1EndpointSlice[]): Map<string, boolean> {
   const seen = new Map<string, boolean>();
   for (const slice of slices) {
-    for (const e of slice.endpoints) {
+    // The server returns an emptied slice's endpoints as null.
+    for (const e of (slice.endpoints as V1EndpointSlice['endpoints'] | null) ?? []) {
       for (const a of e.addresses) {
         if (seen.has(a)) throw new Error(`address ${a} is published in two slices`);
         seen.set(a, e.conditions?.ready ?? true);
@@ -248,7 +249,7 @@ describe('ExternalService', () => {
     expect(slices.map((s) => s.metadata?.labels?.[MANAGED_BY_LABEL])).toEqual(['portico.dev']);
   });
 
-  it('adopts a selectorless Service annotated portico.dev/external-endpoints, keeping every address, and lets go when the annotation goes', async () => {
+  it('adopts a selectorless Service annotated portico.dev/external-endpoints, keeping every address, and empties what it wrote when the annotation goes', async () => {
     await applyYaml(
       client,
       JSON.stringify({
@@ -269,13 +270,24 @@ describe('ExternalService', () => {
     const endpoints = await client.request<V1Endpoints>('GET', `/api/v1/namespaces/${ns.name}/endpoints/legacy`);
     expect(endpointsAddresses(endpoints)).toEqual(sliceAddresses(slices));
     await client.request('PATCH', `/api/v1/namespaces/${ns.name}/services/legacy`, { body: { metadata: { annotations: { 'portico.dev/external-endpoints': null } } }, patchType: 'merge' });
-    await eventually(async () => ((await slicesOf(ns.name, 'legacy')).length === 0 ? true : undefined), 'slices removed');
+    await eventually(async () => {
+      const left = sliceAddresses(await slicesOf(ns.name, 'legacy'));
+      const endpointsLeft = endpointsAddresses(await client.request<V1Endpoints>('GET', `/api/v1/namespaces/${ns.name}/endpoints/legacy`));
+      return left.size === 0 && endpointsLeft.size === 0 ? true : undefined;
+    }, 'no address published any more');
     expect(await getOrUndefined(`/api/v1/namespaces/${ns.name}/services/legacy`)).toBeDefined();
+    // Deleting the Service takes the rest with it (they are owned by it).
+    await client.request('DELETE', `/api/v1/namespaces/${ns.name}/services/legacy`);
+    await eventually(async () => ((await slicesOf(ns.name, 'legacy')).length === 0 && (await getOrUndefined(`/api/v1/namespaces/${ns.name}/endpoints/legacy`)) === undefined ? true : undefined), 'slices and Endpoints collected with the Service');
   });
 
-  it('deleting the ExternalService removes the Service, slices and Endpoints it made', async () => {
+  it('publishEndpoints: false empties the Endpoints it wrote; deleting the ExternalService removes the Service, slices and Endpoints it made', async () => {
     await createES(ns.name, 'gone', { endpoints: [{ address: '198.51.100.40' }, { address: '2001:db8::40' }], ports: [{ port: 80 }], publishEndpoints: true });
     await eventually(async () => ((await slicesOf(ns.name, 'gone')).length === 2 ? true : undefined), 'two slices (one per family)');
+    expect(endpointsAddresses(await client.request<V1Endpoints>('GET', `/api/v1/namespaces/${ns.name}/endpoints/gone`)).size).toBe(2);
+    await client.request('PATCH', esPath(ns.name, 'gone'), { body: { spec: { publishEndpoints: false } }, patchType: 'merge' });
+    await eventually(async () => (endpointsAddresses(await client.request<V1Endpoints>('GET', `/api/v1/namespaces/${ns.name}/endpoints/gone`)).size === 0 ? true : undefined), 'Endpoints emptied');
+    expect(sliceAddresses(await slicesOf(ns.name, 'gone')).size).toBe(2);
     await client.request('DELETE', esPath(ns.name, 'gone'));
     await eventually(
       async () => {

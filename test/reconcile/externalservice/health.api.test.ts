@@ -31,7 +31,7 @@ afterAll(async () => {
 
 async function readiness(name: string): Promise<{ slices: Map<string, boolean>; endpoints: Map<string, boolean> }> {
   const list = await client.request<{ items: V1EndpointSlice[] }>('GET', `/apis/discovery.k8s.io/v1/namespaces/${ns.name}/endpointslices`, { query: { labelSelector: `${SERVICE_NAME_LABEL}=${name}` } });
-  const slices = new Map(list.items.flatMap((s) => s.endpoints.map((e) => [e.addresses[0] ?? '', e.conditions?.ready === true] as const)));
+  const slices = new Map(list.items.flatMap((s) => ((s.endpoints as V1EndpointSlice['endpoints'] | null) ?? []).map((e) => [e.addresses[0] ?? '', e.conditions?.ready === true] as const)));
   const object = await client.request<V1Endpoints>('GET', `/api/v1/namespaces/${ns.name}/endpoints/${name}`);
   const endpoints = new Map<string, boolean>();
   for (const s of object.subsets ?? []) {

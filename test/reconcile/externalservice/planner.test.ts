@@ -49,15 +49,23 @@ describe('planSlices', () => {
     ]);
   });
 
-  it('writes only what changed: nothing in a steady state, an update for a flipped endpoint, a delete for a vanished family', () => {
+  it('writes only what changed: nothing in a steady state, an update for a flipped endpoint, an emptied slice (first) for a vanished family', () => {
     const first = planSlices({ ...base, endpoints: [ep('198.51.100.1'), ep('2001:db8::1')], existing: [] });
     const existing = first.create.map((s) => ({ ...s, metadata: { ...s.metadata, resourceVersion: '7' } }));
     const steady = planSlices({ ...base, endpoints: [ep('2001:db8::1'), ep('198.51.100.1')], existing });
-    expect([steady.create, steady.update, steady.delete]).toEqual([[], [], []]);
+    expect([steady.create, steady.update, steady.emptied]).toEqual([[], [], []]);
     const flipped = planSlices({ ...base, endpoints: [ep('198.51.100.1', false)], existing });
     expect(flipped.create).toEqual([]);
-    expect(flipped.update.map((s) => [s.metadata?.name, s.metadata?.resourceVersion])).toEqual([['db-v4-0', '7']]);
-    expect(flipped.delete).toEqual(['db-v6-0']);
+    expect(flipped.update.map((s) => [s.metadata?.name, s.metadata?.resourceVersion, s.endpoints.length])).toEqual([
+      ['db-v6-0', '7', 0],
+      ['db-v4-0', '7', 1],
+    ]);
+    expect(flipped.emptied).toEqual(['db-v6-0']);
+    // An emptied slice stays empty without further writes, and is reused when its family returns.
+    const emptiedExisting = existing.map((s) => (s.metadata.name === 'db-v6-0' ? { ...s, endpoints: [] } : s));
+    expect(planSlices({ ...base, endpoints: [ep('198.51.100.1')], existing: emptiedExisting }).update).toEqual([]);
+    const back = planSlices({ ...base, endpoints: [ep('198.51.100.1'), ep('2001:db8::9')], existing: emptiedExisting });
+    expect([back.create.length, back.update.map((s) => s.metadata?.name)]).toEqual([0, ['db-v6-0']]);
   });
 
   it('treats server defaults as equal (no write loop)', () => {
