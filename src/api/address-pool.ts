@@ -22,6 +22,12 @@ export interface AddressPoolSpec {
   autoAssign?: boolean;
   /** Skip IPv4 addresses ending in .0 and .255, which some clients treat as broadcast. Default false. */
   avoidBuggyIPs?: boolean;
+  /**
+   * Also hand out special-purpose addresses (unspecified, loopback, link-local, multicast,
+   * broadcast) and the network/broadcast address of CIDR entries. Default false. The cluster's
+   * Service and Pod CIDRs and node addresses are never handed out.
+   */
+  allowSpecialAddresses?: boolean;
   allocation?: AddressPoolAllocation;
   l2?: AddressPoolL2;
 }
@@ -35,6 +41,8 @@ export interface AddressPoolAllocation {
   namespaceSelector?: LabelSelector;
   /** Only Services matching this selector may get addresses from this pool. */
   serviceSelector?: LabelSelector;
+  /** Let Services of different namespaces share an address (same sharing key). Default false. */
+  crossNamespaceSharing?: boolean;
 }
 
 export interface AddressPoolL2 {
@@ -52,4 +60,9 @@ export interface AddressPoolStatus {
   availableIPv6?: number;
   observedGeneration?: number;
   conditions?: Condition[];
+  /**
+   * The last spec that was valid (JSON), kept while the current one is invalid, so that a restarted or
+   * new leader keeps the addresses the pool gave out (an invalid edit takes nothing away).
+   */
+  lastValidSpec?: string;
 }

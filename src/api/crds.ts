@@ -69,6 +69,11 @@ const addressPoolSchema: Schema = {
         },
         autoAssign: { type: 'boolean', default: true, description: 'When false, only Services that name this pool or request one of its addresses get an address from it.' },
         avoidBuggyIPs: { type: 'boolean', default: false, description: 'Skip IPv4 addresses ending in .0 and .255.' },
+        allowSpecialAddresses: {
+          type: 'boolean',
+          default: false,
+          description: 'Also hand out special-purpose addresses (unspecified, loopback, link-local, multicast, broadcast) and the network/broadcast address of CIDR entries. The Service and Pod CIDRs and node addresses are never handed out.',
+        },
         allocation: {
           type: 'object',
           properties: {
@@ -76,6 +81,7 @@ const addressPoolSchema: Schema = {
             namespaces: { type: 'array', maxItems: 256, items: { type: 'string', maxLength: 63 } },
             namespaceSelector: labelSelectorSchema,
             serviceSelector: labelSelectorSchema,
+            crossNamespaceSharing: { type: 'boolean', default: false, description: 'Let Services in different namespaces share an address with the same portico.dev/allow-shared-ip key. Off: sharing keys are scoped to a namespace.' },
           },
         },
         l2: {
@@ -97,6 +103,7 @@ const addressPoolSchema: Schema = {
         availableIPv6: { type: 'integer', format: 'int64' },
         observedGeneration: { type: 'integer', format: 'int64' },
         conditions: conditionsSchema,
+        lastValidSpec: { type: 'string', maxLength: 65536, description: 'The last valid spec (JSON), kept while the current one is invalid so that a new leader takes no address away.' },
       },
     },
   },

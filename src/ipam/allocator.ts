@@ -1,16 +1,21 @@
+/**
+ * The allocation rules: which pool, which address, when an assignment may be kept, shared or
+ * must move. Bookkeeping is in address-index.ts, sharing rules in sharing.ts, reserved ranges
+ * in reserved.ts.
+ */
+import { boundedList } from '../kube/conditions.js';
 import { compareCodeUnits, matchesSelector } from '../kube/label-selector.js';
-import { compareIP, formatIP, otherFamily, rangeContains, tryParseIP } from './ip.js';
-import type { IPAddress, IPFamily } from './ip.js';
-import { addressCount, capToSafeInteger, findOverlaps, isScoped, poolHasAddress, poolHasFamily } from './pool.js';
+import { AddressIndex, toAddr, type Addr } from './address-index.js';
+import { compareIP, otherFamily, rangeContains, rangesOverlap, rangeSize, tryParseIP } from './ip.js';
+import type { IPFamily } from './ip.js';
+import { addressCount, capToSafeInteger, findOverlaps, isBuggyIP, isScoped, poolHasAddress, poolHasFamily } from './pool.js';
 import type { ParsedPool } from './pool.js';
-import {
-  ADDRESS_POOL_ANNOTATION,
-  ADDRESS_POOL_FIELD,
-  ALLOW_SHARED_IP_ANNOTATION,
-  ALLOW_SHARED_IP_FIELD,
-  LOAD_BALANCER_IPS_FIELD,
-  type AllocationRequest,
-} from './request.js';
+import { ADDRESS_POOL_ANNOTATION, ADDRESS_POOL_FIELD, ALLOW_SHARED_IP_FIELD, LOAD_BALANCER_IPS_FIELD, type AllocationRequest } from './request.js';
+import { merge, reservationOf, reservationsFor, type Reservation } from './reserved.js';
+import { canShare, portKey, sharingConflict, sharingGroup, type SharingRefusal } from './sharing.js';
+
+export type { SharingRefusal } from './sharing.js';
+export { sharingConflict } from './sharing.js';
 
 export type { AllocationRequest, IPFamilyPolicy, Protocol, ServicePort } from './request.js';
 
@@ -23,12 +28,13 @@ export const ALLOCATION_FAILURE_REASONS = [
   'UnknownPool',
   'PoolNotAllowed',
   'DualStackUnavailable',
+  'AddressReserved',
 ] as const;
 export type AllocationFailureReason = (typeof ALLOCATION_FAILURE_REASONS)[number];
 
 export type AllocationResult =
   /** ips: canonical, primary family first. */
-  | { ok: true; pool: string; ips: string[] }
+  | { ok: true; pool: string; ips: string[]; evicted?: Released[] }
   | { ok: false; reason: AllocationFailureReason; field?: string; message: string };
 
 export type AllocationFailure = Extract<AllocationResult, { ok: false }>;
@@ -67,16 +73,14 @@ export class AllocatorError extends Error {
 /** Where restore() failures point: the addresses come from the Service's status. */
 export const RESTORE_FIELD = 'status.loadBalancer.ingress';
 
-interface Addr extends IPAddress {
-  readonly text: string;
-}
-
 interface PoolEntry {
   readonly pool: ParsedPool;
   /** Non-empty: the pool shares addresses with these pools and gets no new allocations. */
   readonly overlapsWith: readonly string[];
   /** Set: the pool is held at its last valid spec (its current one is invalid); no new allocations. */
   readonly frozenBecause: string | undefined;
+  /** Addresses of this pool never handed out (special-purpose, CIDR edges, the cluster's own), merged. */
+  readonly reserved: readonly Reservation[];
 }
 
 interface Holding {
@@ -85,12 +89,8 @@ interface Holding {
   ips: Addr[];
   /** Kept so that every later change (pools, other Services) can re-check this assignment. */
   request: AllocationRequest;
-}
-
-/** Why an address cannot be shared, as an allocation failure reason and message. */
-export interface SharingRefusal {
-  reason: 'AddressInUse' | 'SharingConflict';
-  message: string;
+  /** When it got these addresses (a counter): on a sharing conflict the earlier holder keeps them. */
+  since: number;
 }
 
 /**
@@ -105,14 +105,15 @@ export class Allocator {
   /** Scoped pools first, then by priority (unset last), then by name. */
   private ordered: PoolEntry[] = [];
   private readonly holdings = new Map<string, Holding>();
-  /** Canonical address -> keys of the Services holding it. */
-  private readonly holders = new Map<string, Set<string>>();
-  /** Every held address per family, sorted by value, so a free address is found without scanning a pool. */
-  private readonly held: Record<IPFamily, Addr[]> = { IPv4: [], IPv6: [] };
+  private readonly index = new AddressIndex();
+  /** The cluster's own ranges (Service/Pod CIDRs, node addresses): never handed out by any pool. */
+  private cluster: readonly Reservation[] = [];
+  private clock = 0;
 
   /**
    * Replaces the pool set; returns (and releases) the assignments it invalidates, sorted by key.
    * `frozen` names pools (with the reason) that keep what they gave out but give out nothing new.
+   * Pools are listed oldest first: when two overlap, the later one is frozen.
    */
   setPools(pools: readonly ParsedPool[], frozen: ReadonlyMap<string, string> = new Map()): Released[] {
     const names = new Set<string>();
@@ -120,10 +121,41 @@ export class Allocator {
       if (names.has(pool.name)) throw new AllocatorError(`pool '${pool.name}' is listed twice`);
       names.add(pool.name);
     }
+    // Of two overlapping pools the one listed first (the caller lists oldest first) stays in
+    // use; the later one is the mistake: it hands out nothing new until fixed.
     const overlaps = findOverlaps(pools);
-    this.pools = new Map(pools.map((pool) => [pool.name, { pool, overlapsWith: overlaps.get(pool.name) ?? [], frozenBecause: frozen.get(pool.name) }]));
+    const position = new Map(pools.map((pool, i) => [pool.name, i]));
+    const earlier = (pool: ParsedPool): string[] => (overlaps.get(pool.name) ?? []).filter((other) => (position.get(other) ?? 0) < (position.get(pool.name) ?? 0));
+    this.pools = new Map(
+      pools.map((pool) => [pool.name, { pool, overlapsWith: earlier(pool), frozenBecause: frozen.get(pool.name), reserved: reservationsFor(pool, this.cluster) }]),
+    );
     this.ordered = [...this.pools.values()].sort(comparePoolOrder);
+    return this.recheck();
+  }
 
+  /**
+   * Sets the cluster's own ranges, never handed out; returns (and releases) assignments that
+   * now fall inside them.
+   */
+  setClusterReservations(reservations: readonly Reservation[]): Released[] {
+    this.cluster = merge(reservations);
+    this.pools = new Map([...this.pools].map(([name, entry]) => [name, { ...entry, reserved: reservationsFor(entry.pool, this.cluster) }]));
+    this.ordered = [...this.pools.values()].sort(comparePoolOrder);
+    return this.recheck();
+  }
+
+  /** The older pools this pool overlaps (it is frozen while any exist). */
+  overlapsOf(poolName: string): readonly string[] {
+    return this.pools.get(poolName)?.overlapsWith ?? [];
+  }
+
+  /** The reserved addresses inside a pool, for its status. */
+  reservationsOf(poolName: string): readonly Reservation[] {
+    return this.pools.get(poolName)?.reserved ?? [];
+  }
+
+  /** Releases every assignment that no longer lies in a pool that allows it. */
+  private recheck(): Released[] {
     const released: Released[] = [];
     for (const key of [...this.holdings.keys()].sort(compareCodeUnits)) {
       const holding = this.holdings.get(key);
@@ -155,7 +187,7 @@ export class Allocator {
     // has (still in its status, still routed to it) as long as they remain valid for it, so
     // they are never handed to someone else while it still shows them.
     const still = this.retention(existing.request, existing.ips, existing.pool);
-    if ('pool' in still) this.commit(existing.request, still.pool, existing.ips);
+    if ('pool' in still) this.commit(existing.request, still.pool, existing.ips, existing.since);
     return result;
   }
 
@@ -181,7 +213,7 @@ export class Allocator {
     const where = this.retention(req, addrs, undefined);
     if (!('pool' in where)) return fail('AddressNotInAllowedPool', RESTORE_FIELD, `cannot restore: ${where.reason}`);
     for (const addr of addrs) {
-      const conflict = this.conflictOn(addr, req);
+      const conflict = this.conflictOn(addr, req, where.pool);
       if (conflict !== undefined) return fail(conflict.reason, RESTORE_FIELD, conflict.message);
     }
     this.release(req.key);
@@ -193,7 +225,7 @@ export class Allocator {
     const holding = this.holdings.get(key);
     if (holding === undefined) return false;
     this.holdings.delete(key);
-    for (const addr of holding.ips) this.unhold(key, addr);
+    for (const addr of holding.ips) this.unhold(holding, addr);
     return true;
   }
 
@@ -220,8 +252,19 @@ export class Allocator {
       if (holding.pool !== poolName) continue;
       for (const addr of holding.ips) seen[addr.family].add(addr.text);
     }
+    const reservedIn = (family: IPFamily): bigint => {
+      let total = 0n;
+      for (const r of entry.reserved) {
+        if (r.family !== family) continue;
+        for (const range of entry.pool.ranges) {
+          if (!rangesOverlap(range, r)) continue;
+          total += rangeSize({ family, start: range.start > r.start ? range.start : r.start, end: range.end < r.end ? range.end : r.end });
+        }
+      }
+      return total;
+    };
     const available = (family: IPFamily): number => {
-      const left = addressCount(entry.pool, family) - BigInt(seen[family].size);
+      const left = addressCount(entry.pool, family) - reservedIn(family) - BigInt(seen[family].size);
       return capToSafeInteger(left < 0n ? 0n : left);
     };
     return {
@@ -237,7 +280,7 @@ export class Allocator {
     const parsed = tryParseIP(ip);
     if (parsed === undefined) return undefined;
     const addr = toAddr(parsed);
-    const keys = [...(this.holders.get(addr.text) ?? [])].sort(compareCodeUnits);
+    const keys = [...(this.index.holdersOf(addr.text) ?? [])].sort(compareCodeUnits);
     for (const key of keys) {
       const holding = this.holdings.get(key);
       if (holding !== undefined) return holding.pool;
@@ -259,6 +302,11 @@ export class Allocator {
     let denial: string | undefined;
     for (const entry of candidates) {
       if (!addrs.every((addr) => poolHasAddress(entry.pool, addr))) continue;
+      const reserved = addrs.map((a) => ({ a, r: reservationOf(entry.reserved, a.family, a.value) })).find((x) => x.r !== undefined);
+      if (reserved?.r !== undefined) {
+        denial ??= `${reserved.a.text} is reserved (${reserved.r.why}) and never handed out`;
+        continue;
+      }
       if (req.requestedPool !== undefined && entry.pool.name !== req.requestedPool) {
         denial ??= `${list} belongs to pool '${entry.pool.name}', not to pool '${req.requestedPool}' named by ${ADDRESS_POOL_ANNOTATION}`;
         continue;
@@ -270,7 +318,7 @@ export class Allocator {
       }
       return { pool: entry.pool.name };
     }
-    return { reason: denial ?? `${list} is not in any one address pool` };
+    return { reason: denial ?? `${list} is not in any address pool (all of a Service's addresses come from one pool)` };
   }
 
   /** Why a pool may not give this Service a new address; undefined when it may (autoAssign aside). */
@@ -282,29 +330,39 @@ export class Allocator {
     return scopeDenial(entry.pool, req);
   }
 
-  /** The first holder (by key) of addr that cannot share it with req. */
-  private conflictOn(addr: Addr, req: AllocationRequest): SharingRefusal | undefined {
-    const holders = this.holders.get(addr.text);
-    if (holders === undefined) return undefined;
-    const keys = holders.size === 1 ? holders : [...holders].sort(compareCodeUnits);
+  private crossNamespace(poolName: string): boolean {
+    return this.pools.get(poolName)?.pool.crossNamespaceSharing === true;
+  }
+
+  /** The holders of addr that cannot share it with req, by key. */
+  private conflictsOn(addr: Addr, req: AllocationRequest, poolName: string): { holder: Holding; refusal: SharingRefusal }[] {
+    const holders = this.index.holdersOf(addr.text);
+    if (holders === undefined) return [];
+    const keys = holders.size === 1 ? [...holders] : [...holders].sort(compareCodeUnits);
+    const conflicts: { holder: Holding; refusal: SharingRefusal }[] = [];
     for (const key of keys) {
       if (key === req.key) continue;
       const holder = this.holdings.get(key);
       if (holder === undefined) continue;
-      const conflict = sharingConflict(holder.request, req);
-      if (conflict !== undefined) {
-        return { reason: conflict.reason, message: `${addr.text} is in use by ${key}: ${conflict.message}` };
-      }
+      const refusal = sharingConflict(holder.request, req, this.crossNamespace(poolName));
+      if (refusal !== undefined) conflicts.push({ holder, refusal });
     }
-    return undefined;
+    return conflicts;
+  }
+
+  /** The first holder (by key) of addr that cannot share it with req. */
+  private conflictOn(addr: Addr, req: AllocationRequest, poolName: string): SharingRefusal | undefined {
+    const first = this.conflictsOn(addr, req, poolName)[0];
+    return first === undefined ? undefined : { reason: first.refusal.reason, message: `${addr.text} is in use by ${first.holder.key}: ${first.refusal.message}` };
   }
 
   /** conflictOn(addr, req) === undefined, without building messages: this runs in allocation scans. */
-  private shareable(addr: Addr, req: AllocationRequest): boolean {
-    for (const key of this.holders.get(addr.text) ?? []) {
+  private shareable(addr: Addr, req: AllocationRequest, poolName: string): boolean {
+    const crossNamespace = this.crossNamespace(poolName);
+    for (const key of this.index.holdersOf(addr.text) ?? []) {
       if (key === req.key) continue;
       const holder = this.holdings.get(key);
-      if (holder !== undefined && !canShare(holder.request, req)) return false;
+      if (holder !== undefined && !canShare(holder.request, req, crossNamespace)) return false;
     }
     return true;
   }
@@ -335,12 +393,23 @@ export class Allocator {
     }
     const where = this.retention(req, kept, holding.pool);
     if (!('pool' in where)) return undefined;
-    if (kept.some((addr) => this.conflictOn(addr, req) !== undefined)) return undefined;
+    // A conflict with a Service that joined the address later is that Service's problem: the
+    // first holder keeps its address and the newcomer moves (a guessed sharing key must not
+    // let anyone push the owner out). A conflict with an earlier holder means we move.
+    const conflicts = kept.flatMap((addr) => this.conflictsOn(addr, req, where.pool));
+    if (conflicts.some((c) => c.holder.since < holding.since)) return undefined;
+    const evicted: Released[] = [];
+    for (const { holder, refusal } of conflicts) {
+      if (!this.holdings.has(holder.key)) continue;
+      evicted.push({ key: holder.key, ips: holder.ips.map((a) => a.text), pool: holder.pool, reason: `${req.key}, which held ${holder.ips.map((a) => a.text).join(', ')} first, changed: ${refusal.message}` });
+      this.release(holder.key);
+    }
 
-    for (const addr of holding.ips) if (!kept.includes(addr)) this.unhold(holding.key, addr);
+    for (const addr of holding.ips) this.unhold(holding, addr);
     holding.ips = kept;
     holding.pool = where.pool;
     holding.request = req;
+    for (const addr of holding.ips) this.hold(holding, addr);
     // PreferDualStack: add the missing family from the same pool when it has one (as MetalLB does).
     const entry = this.pools.get(where.pool);
     if (req.ipFamilyPolicy === 'PreferDualStack' && entry !== undefined && this.newDenial(entry, req) === undefined) {
@@ -348,12 +417,12 @@ export class Allocator {
         if (holding.ips.some((a) => a.family === family)) continue;
         const addr = this.pick(entry, family, req);
         if (addr === undefined) continue;
-        this.hold(holding.key, addr);
         holding.ips.push(addr);
+        this.hold(holding, addr);
       }
     }
     holding.ips.sort(familyOrder(families));
-    return { ok: true, pool: holding.pool, ips: holding.ips.map((a) => a.text) };
+    return { ok: true, pool: holding.pool, ips: holding.ips.map((a) => a.text), ...(evicted.length > 0 ? { evicted } : {}) };
   }
 
   private allocate(req: AllocationRequest): AllocationResult {
@@ -392,9 +461,13 @@ export class Allocator {
           );
         }
         entry = named;
+        const reserved = reservationOf(named.reserved, addr.family, addr.value);
+        if (reserved !== undefined) return fail('AddressReserved', LOAD_BALANCER_IPS_FIELD, `${addr.text} is reserved (${reserved.why}) and never handed out`);
       } else {
         // The CVE-2020-8554 guard: an address is only ever given out by a pool that allows this Service.
         const containing = this.ordered.filter((e) => poolHasAddress(e.pool, addr));
+        const reserved = containing.map((e) => reservationOf(e.reserved, addr.family, addr.value)).find((r) => r !== undefined);
+        if (reserved !== undefined) return fail('AddressReserved', LOAD_BALANCER_IPS_FIELD, `${addr.text} is reserved (${reserved.why}) and never handed out`);
         entry = containing.find((e) => this.newDenial(e, req) === undefined);
         if (entry === undefined) {
           return fail('AddressNotInAllowedPool', LOAD_BALANCER_IPS_FIELD, this.notAllowedMessage(addr, req, containing));
@@ -411,7 +484,7 @@ export class Allocator {
     }
     if (chosen === undefined) return fail('NoMatchingPool', undefined, 'no address requested');
     for (const addr of requested) {
-      const conflict = this.conflictOn(addr, req);
+      const conflict = this.conflictOn(addr, req, chosen.pool.name);
       if (conflict !== undefined) {
         const field = conflict.reason === 'SharingConflict' ? ALLOW_SHARED_IP_FIELD : LOAD_BALANCER_IPS_FIELD;
         return fail(conflict.reason, field, conflict.message);
@@ -458,7 +531,7 @@ export class Allocator {
       }
       if (candidates.length === 0) {
         const message =
-          this.pools.size === 0 ? 'no address pools exist' : `no address pool is available to Service ${req.key}: ${denials.join('; ')}`;
+          this.pools.size === 0 ? 'no address pools exist' : `no address pool is available to Service ${req.key}: ${boundedList(denials)}`;
         return fail('NoMatchingPool', undefined, message);
       }
     }
@@ -501,7 +574,7 @@ export class Allocator {
         : `no pool is available to Services in namespace '${req.namespace}'`;
     if (containing.length > 0) {
       const reasons = containing.map((e) => this.newDenial(e, req)).filter((r) => r !== undefined);
-      return `${addr.text} may not be used by this Service: ${reasons.join('; ')}; ${allowedText}`;
+      return `${addr.text} may not be used by this Service: ${boundedList(reasons)}; ${allowedText}`;
     }
     const skipping = this.ordered.find((e) => e.pool.ranges.some((r) => rangeContains(r, addr)));
     if (skipping !== undefined) return `${addr.text}${buggyHint(skipping.pool, addr)}; ${allowedText}`;
@@ -511,130 +584,53 @@ export class Allocator {
   /** Pools where a compatible Service already holds an address come first: that is how sharing Services meet. */
   private sharingFirst(entries: readonly PoolEntry[], families: readonly IPFamily[], req: AllocationRequest): PoolEntry[] {
     if (req.sharingKey === undefined || entries.length < 2) return [...entries];
-    const sharing = entries.filter((e) => families.some((f) => this.lowestShareable(e.pool, f, req) !== undefined));
+    const sharing = entries.filter((e) => families.some((f) => this.lowestShareable(e, f, req) !== undefined));
     return [...sharing, ...entries.filter((e) => !sharing.includes(e))];
   }
 
   /** An address of this family for req from this pool: one it can share, else the lowest free one. */
   private pick(entry: PoolEntry, family: IPFamily, req: AllocationRequest): Addr | undefined {
     if (req.sharingKey !== undefined) {
-      const shared = this.lowestShareable(entry.pool, family, req);
+      const shared = this.lowestShareable(entry, family, req);
       if (shared !== undefined) return shared;
     }
-    const value = this.lowestFree(entry.pool, family);
-    return value === undefined ? undefined : toAddr({ family, value });
-  }
-
-  /**
-   * Cost: O(log held) per range; with avoidBuggyIPs, the held addresses inside the range
-   * (plus the .0/.255 skipped among them). Never the pool size.
-   */
-  private lowestFree(pool: ParsedPool, family: IPFamily): bigint | undefined {
-    const held = this.held[family];
-    const skipBuggy = pool.avoidBuggyIPs && family === 'IPv4';
-    for (const range of pool.ranges) {
+    const skip = entry.pool.avoidBuggyIPs && family === 'IPv4' ? (value: bigint) => isBuggyIP({ family, value }) : undefined;
+    for (const range of entry.pool.ranges) {
       if (range.family !== family) continue;
-      if (!skipBuggy) {
-        const free = firstGap(held, range.start, range.end);
-        if (free !== undefined) return free;
-        continue;
-      }
-      let i = lowerBound(held, range.start);
-      let candidate = range.start;
-      while (candidate <= range.end) {
-        const last = candidate & 255n;
-        if (last === 0n || last === 255n) {
-          candidate += 1n;
-          continue;
-        }
-        while (i < held.length && (held[i]?.value ?? candidate) < candidate) i++;
-        if (held[i]?.value !== candidate) return candidate;
-        candidate += 1n;
-      }
+      const value = this.index.lowestFree(range, entry.reserved, skip);
+      if (value !== undefined) return toAddr({ family, value });
     }
     return undefined;
   }
 
-  private lowestShareable(pool: ParsedPool, family: IPFamily, req: AllocationRequest): Addr | undefined {
-    const held = this.held[family];
-    for (const range of pool.ranges) {
-      if (range.family !== family) continue;
-      for (let i = lowerBound(held, range.start); i < held.length; i++) {
-        const addr = held[i];
-        if (addr === undefined || addr.value > range.end) break;
-        if (poolHasAddress(pool, addr) && this.shareable(addr, req)) return addr;
-      }
+  /** Cost: the sharing group's addresses only (O(1) when a requested port is busy on all of them). */
+  private lowestShareable(entry: PoolEntry, family: IPFamily, req: AllocationRequest): Addr | undefined {
+    const group = sharingGroup(req);
+    if (group === undefined) return undefined;
+    for (const addr of this.index.shareCandidates(group, req.ports.map(portKey), family)) {
+      if (!poolHasAddress(entry.pool, addr) || reservationOf(entry.reserved, addr.family, addr.value) !== undefined) continue;
+      if (this.shareable(addr, req, entry.pool.name)) return addr;
     }
     return undefined;
   }
 
   // --- bookkeeping ---
 
-  private commit(req: AllocationRequest, pool: string, addrs: readonly Addr[]): AllocationResult {
+  private commit(req: AllocationRequest, pool: string, addrs: readonly Addr[], since = ++this.clock): AllocationResult {
     const ips = [...addrs].sort(familyOrder(wantedFamilies(req)));
-    this.holdings.set(req.key, { key: req.key, pool, ips, request: req });
-    for (const addr of ips) this.hold(req.key, addr);
+    const holding: Holding = { key: req.key, pool, ips, request: req, since };
+    this.holdings.set(req.key, holding);
+    for (const addr of ips) this.hold(holding, addr);
     return { ok: true, pool, ips: ips.map((a) => a.text) };
   }
 
-  private hold(key: string, addr: Addr): void {
-    let keys = this.holders.get(addr.text);
-    if (keys === undefined) {
-      keys = new Set();
-      this.holders.set(addr.text, keys);
-      const held = this.held[addr.family];
-      held.splice(lowerBound(held, addr.value), 0, addr);
-    }
-    keys.add(key);
+  private hold(holding: Holding, addr: Addr): void {
+    this.index.hold(holding.key, addr, sharingGroup(holding.request), holding.request.ports.map(portKey));
   }
 
-  private unhold(key: string, addr: Addr): void {
-    const keys = this.holders.get(addr.text);
-    if (keys === undefined) return;
-    keys.delete(key);
-    if (keys.size > 0) return;
-    this.holders.delete(addr.text);
-    const held = this.held[addr.family];
-    const i = lowerBound(held, addr.value);
-    if (held[i]?.value === addr.value) held.splice(i, 1);
+  private unhold(holding: Holding, addr: Addr): void {
+    this.index.unhold(holding.key, addr, sharingGroup(holding.request), holding.request.ports.map(portKey));
   }
-}
-
-/** sharingConflict(holder, req) === undefined, cheaply. */
-function canShare(holder: AllocationRequest, req: AllocationRequest): boolean {
-  return (
-    holder.sharingKey !== undefined &&
-    holder.sharingKey === req.sharingKey &&
-    holder.backendKey === req.backendKey &&
-    !req.ports.some((p) => holder.ports.some((q) => q.port === p.port && q.protocol === p.protocol))
-  );
-}
-
-/** Why two Services may not share an address; undefined when they may. */
-export function sharingConflict(holder: AllocationRequest, req: AllocationRequest): SharingRefusal | undefined {
-  if (holder.sharingKey === undefined) {
-    return { reason: 'AddressInUse', message: `${holder.key} does not allow sharing (no ${ALLOW_SHARED_IP_ANNOTATION} annotation)` };
-  }
-  if (req.sharingKey === undefined) {
-    return { reason: 'AddressInUse', message: `this Service does not allow sharing (no ${ALLOW_SHARED_IP_ANNOTATION} annotation)` };
-  }
-  if (holder.sharingKey !== req.sharingKey) {
-    return {
-      reason: 'SharingConflict',
-      message: `different sharing keys (${JSON.stringify(req.sharingKey)} here, ${JSON.stringify(holder.sharingKey)} there)`,
-    };
-  }
-  const clash = req.ports.find((p) => holder.ports.some((q) => q.port === p.port && q.protocol === p.protocol));
-  if (clash !== undefined) {
-    return { reason: 'SharingConflict', message: `both Services use port ${clash.port}/${clash.protocol}` };
-  }
-  if (holder.backendKey !== req.backendKey) {
-    return {
-      reason: 'SharingConflict',
-      message: `different backends (${describeBackend(req.backendKey)} here, ${describeBackend(holder.backendKey)} there); with externalTrafficPolicy Local both need the same selector`,
-    };
-  }
-  return undefined;
 }
 
 /** The families a request gets addresses of, primary first. */
@@ -704,31 +700,10 @@ function familyOrder(families: readonly IPFamily[]): (a: Addr, b: Addr) => numbe
   return (a, b) => rank(a) - rank(b) || compareIP(a, b);
 }
 
-function lowerBound(list: readonly Addr[], value: bigint): number {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((list[mid]?.value ?? value) < value) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-function toAddr(address: IPAddress): Addr {
-  return { family: address.family, value: address.value, text: formatIP(address) };
-}
-
 function buggyHint(pool: ParsedPool, addr: Addr): string {
   if (!pool.avoidBuggyIPs || poolHasAddress(pool, addr)) return '';
   if (!pool.ranges.some((r) => rangeContains(r, addr))) return '';
   return ` (it ends in .0 or .255, which pool '${pool.name}' skips: avoidBuggyIPs)`;
-}
-
-function describeBackend(backendKey: string): string {
-  if (backendKey === '') return 'externalTrafficPolicy Cluster';
-  const selector = backendKey.startsWith('Local:') ? backendKey.slice('Local:'.length) : backendKey;
-  return `externalTrafficPolicy Local, selector {${selector}}`;
 }
 
 function plural(noun: string, names: readonly string[]): string {
@@ -741,21 +716,4 @@ function poolNames(entries: readonly PoolEntry[]): string {
 
 function fail(reason: AllocationFailureReason, field: string | undefined, message: string): AllocationFailure {
   return field === undefined ? { ok: false, reason, message } : { ok: false, reason, field, message };
-}
-
-/**
- * The lowest address in [start, end] not in `held` (sorted, distinct). The held addresses from
- * `start` on are consecutive up to the first gap and not after it, so a binary search finds it.
- */
-function firstGap(held: readonly Addr[], start: bigint, end: bigint): bigint | undefined {
-  const lo = lowerBound(held, start);
-  let a = lo;
-  let b = lowerBound(held, end + 1n);
-  while (a < b) {
-    const mid = (a + b) >> 1;
-    if (held[mid]?.value === start + BigInt(mid - lo)) a = mid + 1;
-    else b = mid;
-  }
-  const candidate = start + BigInt(a - lo);
-  return candidate <= end ? candidate : undefined;
 }

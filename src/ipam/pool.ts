@@ -18,6 +18,10 @@ export interface ParsedPool {
   readonly ranges: readonly PoolRange[];
   readonly autoAssign: boolean;
   readonly avoidBuggyIPs: boolean;
+  /** Hand out special-purpose addresses and a CIDR's network/broadcast address too (opt-in). */
+  readonly allowSpecialAddresses: boolean;
+  /** Services of different namespaces may share this pool's addresses (same sharing key). */
+  readonly crossNamespaceSharing: boolean;
   readonly priority: number | undefined;
   readonly namespaces: readonly string[] | undefined;
   readonly namespaceSelector: LabelSelector | undefined;
@@ -76,6 +80,8 @@ export function parsePool(pool: AddressPool): ParsePoolResult {
 
   const autoAssign = optionalBoolean(spec, 'autoAssign', 'spec.autoAssign', true, problems);
   const avoidBuggyIPs = optionalBoolean(spec, 'avoidBuggyIPs', 'spec.avoidBuggyIPs', false, problems);
+  const allowSpecialAddresses = optionalBoolean(spec, 'allowSpecialAddresses', 'spec.allowSpecialAddresses', false, problems);
+  let crossNamespaceSharing = false;
 
   let priority: number | undefined;
   let namespaces: string[] | undefined;
@@ -94,6 +100,7 @@ export function parsePool(pool: AddressPool): ParsePoolResult {
           priority = rawPriority;
         }
       }
+      crossNamespaceSharing = optionalBoolean(allocation, 'crossNamespaceSharing', 'spec.allocation.crossNamespaceSharing', false, problems);
       const rawNamespaces = allocation['namespaces'];
       if (rawNamespaces !== undefined) {
         if (!Array.isArray(rawNamespaces)) {
@@ -135,6 +142,8 @@ export function parsePool(pool: AddressPool): ParsePoolResult {
     ranges,
     autoAssign,
     avoidBuggyIPs,
+    allowSpecialAddresses,
+    crossNamespaceSharing,
     priority,
     namespaces,
     namespaceSelector,

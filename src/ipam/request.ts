@@ -124,12 +124,9 @@ export function allocationRequestFromService(
     ports.push({ port: port.port, protocol });
   });
 
-  let backendKey = '';
+  const backendKey = backendKeyOf(service);
   const trafficPolicy = spec?.externalTrafficPolicy ?? 'Cluster';
-  if (trafficPolicy === 'Local') {
-    // Services that share an address with policy Local must land on the same nodes: same selector.
-    backendKey = `Local:${canonicalSelector(spec?.selector)}`;
-  } else if (trafficPolicy !== 'Cluster') {
+  if (trafficPolicy !== 'Local' && trafficPolicy !== 'Cluster') {
     problems.push({ field: 'spec.externalTrafficPolicy', message: 'must be Cluster or Local' });
   }
 
@@ -251,4 +248,9 @@ function isOneOf<T extends string>(values: readonly T[], value: string): value i
 
 function quote(value: string): string {
   return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
+}
+
+/** Services that share an address with policy Local must land on the same nodes: same selector. */
+export function backendKeyOf(service: DeepReadonly<V1Service>): string {
+  return service.spec?.externalTrafficPolicy === 'Local' ? `Local:${canonicalSelector(service.spec.selector)}` : '';
 }

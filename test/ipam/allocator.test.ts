@@ -10,6 +10,8 @@ import {
   withAutoAssign,
   withAvoidBuggyIPs,
   withBackendKey,
+  withCrossNamespaceSharing,
+  withDefaultReservations,
   withFamilies,
   withIPs,
   withNamespaces,
@@ -322,10 +324,10 @@ describe('sharing', () => {
       { ok: true, pool: 'p', ips: ['192.0.2.1'] },
     ],
     [
-      'same key, another namespace allowed by the pool',
+      'same key, another namespace: keys are scoped to a namespace unless the pool opts in',
       holder,
       req('b/dns-udp', withIPs('192.0.2.1'), withSharingKey('dns'), withPorts('53/UDP')),
-      { ok: true, pool: 'p', ips: ['192.0.2.1'] },
+      { ok: false, reason: 'SharingConflict', field: ALLOW_SHARED_IP_FIELD, message: /a\/dns-tcp is in another namespace; sharing keys are scoped to a namespace unless the pool sets allocation.crossNamespaceSharing/ },
     ],
     [
       'same key, same Local backend',
@@ -610,7 +612,7 @@ describe('restore', () => {
       ['198.51.100.1'],
       { ok: false, reason: 'AddressNotInAllowedPool', message: /limited to namespaces \[a\]/ },
     ],
-    ['an address outside every pool', req('ns/web'), ['192.0.2.200'], { ok: false, reason: 'AddressNotInAllowedPool', message: /not in any one address pool/ }],
+    ['an address outside every pool', req('ns/web'), ['192.0.2.200'], { ok: false, reason: 'AddressNotInAllowedPool', message: /is not in any address pool/ }],
     ['garbage', req('ns/web'), ['192.0.2.1; rm -rf /'], { ok: false, reason: 'AddressNotInAllowedPool', message: /not a valid IP address/ }],
     ['two of one family', req('ns/web'), ['192.0.2.1', '192.0.2.2'], { ok: false, reason: 'AddressNotInAllowedPool', message: /more than one IPv4/ }],
     ['nothing', req('ns/web'), [], { ok: false, reason: 'AddressNotInAllowedPool', message: /no addresses/ }],
@@ -637,7 +639,7 @@ describe('setPools', () => {
     ips(allocator.assign(req('ns/on-b')));
     ips(allocator.assign(req('ns/on-a', withPool('a'))));
     const released = allocator.setPools([parsed('a', withAddresses('192.0.2.0/28'))]);
-    expect(released).toEqual([{ key: 'ns/on-b', ips: ['198.51.100.0'], pool: 'b', reason: '198.51.100.0 is not in any one address pool' }]);
+    expect(released).toEqual([{ key: 'ns/on-b', ips: ['198.51.100.0'], pool: 'b', reason: '198.51.100.0 is not in any address pool (all of a Service\'s addresses come from one pool)' }]);
     expect(allocator.assignmentOf('ns/on-b')).toBeUndefined();
     expect(allocator.assignmentOf('ns/on-a')?.ips).toEqual(['192.0.2.0']);
     expect(allocator.stats('b')).toBeUndefined();
@@ -658,7 +660,7 @@ describe('setPools', () => {
       parsed('p', withAddresses('192.0.2.0/28'), withNamespaceSelector({ matchLabels: { 'kubernetes.io/metadata.name': 'a' } })),
       /namespaceSelector/,
     ],
-    ['avoidBuggyIPs turned on', parsed('p', withAddresses('192.0.2.0/28'), withAvoidBuggyIPs), /192\.0\.2\.0 is not in any one address pool/],
+    ['avoidBuggyIPs turned on', parsed('p', withAddresses('192.0.2.0/28'), withAvoidBuggyIPs), /192\.0\.2\.0 is not in any address pool/],
   ])('releases what a pool no longer allows: %s', (_name, changed, reason) => {
     const allocator = allocatorWith(parsed('p', withAddresses('192.0.2.0/28'), withNamespaces('a', 'b')));
     ips(allocator.assign(req('b/web')));
@@ -686,7 +688,7 @@ describe('setPools', () => {
     expect(released[0]?.reason).toMatch(/not to pool 'old'/);
   });
 
-  it('freezes overlapping pools: no new addresses, existing ones kept, until the overlap is fixed', () => {
+  it('freezes the newer of two overlapping pools; the older keeps handing out addresses', () => {
     const good = parsed('good', withAddresses('192.0.2.0/28'));
     const allocator = allocatorWith(good);
     ips(allocator.assign(req('ns/existing')));
@@ -694,15 +696,16 @@ describe('setPools', () => {
     expect(allocator.setPools([good, mistake])).toEqual([]);
     expect(allocator.assignmentOf('ns/existing')?.ips).toEqual(['192.0.2.0']);
     check(allocator.assign(req('ns/existing')), { ok: true, pool: 'good', ips: ['192.0.2.0'] });
-    check(allocator.assign(req('ns/new')), { ok: false, reason: 'NoMatchingPool', message: /pool 'good' overlaps pool 'mistake'.*pool 'mistake' overlaps pool 'good'/ });
-    check(allocator.assign(req('ns/asks', withIPs('192.0.2.3'))), { ok: false, reason: 'AddressNotInAllowedPool', message: /overlaps/ });
-    check(allocator.assign(req('ns/names', withPool('mistake'))), { ok: false, reason: 'PoolNotAllowed', message: /overlaps pool 'good'/ });
+    // A new overlapping pool never disables a valid older one.
+    check(allocator.assign(req('ns/new')), { ok: true, pool: 'good', ips: ['192.0.2.1'] });
+    check(allocator.assign(req('ns/asks', withIPs('192.0.2.3'))), { ok: true, pool: 'good', ips: ['192.0.2.3'] });
+    check(allocator.assign(req('ns/names', withPool('mistake'))), { ok: false, reason: 'PoolNotAllowed', message: /pool 'mistake' overlaps pool 'good'/ });
     // A restart in this state restores what Services already had.
     const restarted = allocatorWith(good, mistake);
     check(restarted.restore(req('ns/existing'), ['192.0.2.0']), { ok: true, pool: 'good', ips: ['192.0.2.0'] });
 
     expect(allocator.setPools([good])).toEqual([]);
-    check(allocator.assign(req('ns/new')), { ok: true, pool: 'good', ips: ['192.0.2.1'] });
+    check(allocator.assign(req('ns/next')), { ok: true, pool: 'good', ips: ['192.0.2.2'] });
   });
 
   it('refuses two pools with one name', () => {
@@ -821,5 +824,81 @@ describe('frozen pools', () => {
     const refused = a.assign(req('ns/b'));
     expect(refused.ok).toBe(false);
     expect(refused.ok ? '' : refused.message).toContain('its spec is invalid');
+  });
+});
+
+describe('reserved addresses (never handed out by default)', () => {
+  it.each<[string, string, string[]]>([
+    ['a CIDR pool skips its network and broadcast address', '192.0.2.0/30', ['192.0.2.1', '192.0.2.2']],
+    ['an IPv6 CIDR skips its subnet-router anycast address', '2001:db8::/126', ['2001:db8::1', '2001:db8::2', '2001:db8::3']],
+    ['a /31 has no network or broadcast address (RFC 3021)', '192.0.2.0/31', ['192.0.2.0', '192.0.2.1']],
+    ['a range is taken as written', '192.0.2.0-192.0.2.2', ['192.0.2.0', '192.0.2.1', '192.0.2.2']],
+    ['0.0.0.0/0 never hands out 0.0.0.0, loopback or link-local first', '0.0.0.0/0', ['1.0.0.0', '1.0.0.1', '1.0.0.2']],
+  ])('%s', (_name, cidr, want) => {
+    const family = cidr.includes(':') ? 'IPv6' : 'IPv4';
+    const allocator = allocatorWith(parsed('p', withAddresses(cidr), withDefaultReservations));
+    const got = want.map((_, i) => ips(allocator.assign(req(`ns/s${String(i)}`, withFamilies('SingleStack', family)))));
+    expect(got.flat()).toEqual(want);
+  });
+
+  it.each<[string, string, string, RegExp]>([
+    ['unspecified', '0.0.0.0/0', '0.0.0.0', /unspecified/],
+    ['loopback', '127.0.0.0/8', '127.0.0.1', /loopback/],
+    ['cloud metadata', '169.254.0.0/16', '169.254.169.254', /link-local/],
+    ['multicast', '224.0.0.0/24', '224.0.0.1', /multicast/],
+    ['limited broadcast', '255.255.255.0/24', '255.255.255.255', /broadcast/],
+    ['IPv6 loopback', '::/120', '::1', /loopback/],
+    ['IPv6 all-nodes multicast', 'ff02::/120', 'ff02::1', /multicast/],
+  ])('refuses a requested %s address', (_name, cidr, ip, why) => {
+    const allocator = allocatorWith(parsed('p', withAddresses(cidr), withDefaultReservations));
+    const family = ip.includes(':') ? 'IPv6' : 'IPv4';
+    check(allocator.assign(req('ns/s', withFamilies('SingleStack', family), withIPs(ip))), { ok: false, reason: 'AddressReserved', field: LOAD_BALANCER_IPS_FIELD, message: why });
+  });
+
+  it('hands them out when the pool opts in (allowSpecialAddresses)', () => {
+    const allocator = allocatorWith(parsed('p', withAddresses('127.0.0.0/30')));
+    expect(ips(allocator.assign(req('ns/s')))).toEqual(['127.0.0.0']);
+  });
+
+  it('never hands out the cluster\'s own ranges, opt-in or not, and releases what falls inside them', () => {
+    const allocator = allocatorWith(parsed('p', withAddresses('192.0.2.0/29')));
+    ips(allocator.assign(req('ns/a')));
+    const released = allocator.setClusterReservations([
+      { family: 'IPv4', start: 0xc0000200n, end: 0xc0000201n, why: 'Service CIDR 192.0.2.0/31' },
+      { family: 'IPv4', start: 0xc0000203n, end: 0xc0000203n, why: 'address of node n1' },
+    ]);
+    expect(released).toEqual([{ key: 'ns/a', ips: ['192.0.2.0'], pool: 'p', reason: '192.0.2.0 is reserved (Service CIDR 192.0.2.0/31) and never handed out' }]);
+    expect([ips(allocator.assign(req('ns/a'))), ips(allocator.assign(req('ns/b')))]).toEqual([['192.0.2.2'], ['192.0.2.4']]);
+    check(allocator.assign(req('ns/c', withIPs('192.0.2.3'))), { ok: false, reason: 'AddressReserved', message: /address of node n1/ });
+    expect(allocator.stats('p')).toMatchObject({ assignedIPv4: 2, availableIPv4: 3 });
+  });
+});
+
+describe('first holder keeps a shared address', () => {
+  it('moves the newcomer, not the first holder, when the first holder later takes a port the newcomer uses', () => {
+    const allocator = allocatorWith(parsed('p', withAddresses('192.0.2.0/28')));
+    const first = ips(allocator.assign(req('a/owner', withSharingKey('k'), withPorts(80))));
+    expect(ips(allocator.assign(req('a/guest', withIPs(first[0] ?? ''), withSharingKey('k'), withPorts(443))))).toEqual(first);
+    const changed = allocator.assign(req('a/owner', withSharingKey('k'), withPorts(80, 443)));
+    expect(changed).toMatchObject({ ok: true, ips: first, evicted: [{ key: 'a/guest', ips: first, pool: 'p' }] });
+    if (changed.ok) expect(changed.evicted?.[0]?.reason).toMatch(/a\/owner, which held 192\.0\.2\.0 first, changed: both Services use port 443\/TCP/);
+    expect(allocator.assignmentOf('a/guest')).toBeUndefined();
+    expect(ips(allocator.assign(req('a/guest', withSharingKey('k'), withPorts(443))))).not.toEqual(first);
+  });
+
+  it('moves a newcomer that breaks sharing itself (it joined later)', () => {
+    const allocator = allocatorWith(parsed('p', withAddresses('192.0.2.0/28')));
+    const first = ips(allocator.assign(req('a/owner', withSharingKey('k'), withPorts(80))));
+    ips(allocator.assign(req('a/guest', withIPs(first[0] ?? ''), withSharingKey('k'), withPorts(443))));
+    expect(ips(allocator.assign(req('a/guest', withSharingKey('k'), withPorts(80))))).not.toEqual(first);
+    expect(allocator.assignmentOf('a/owner')?.ips).toEqual(first);
+  });
+
+  it('shares across namespaces only in a pool that opts in', () => {
+    const allocator = allocatorWith(parsed('open', withAddresses('198.51.100.0/28'), withCrossNamespaceSharing, withPriority(1)), parsed('p', withAddresses('192.0.2.0/28')));
+    const a = ips(allocator.assign(req('a/svc', withSharingKey('k'), withPorts(80), withPool('open'))));
+    expect(ips(allocator.assign(req('b/svc', withSharingKey('k'), withPorts(443), withPool('open'))))).toEqual(a);
+    const c = ips(allocator.assign(req('a/other', withSharingKey('k2'), withPorts(80), withPool('p'))));
+    check(allocator.assign(req('b/other', withSharingKey('k2'), withPorts(443), withIPs(c[0] ?? ''))), { ok: false, reason: 'SharingConflict', message: /another namespace/ });
   });
 });

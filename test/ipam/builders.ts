@@ -9,12 +9,17 @@ import type { ParsedPool } from '../../src/ipam/pool.js';
 
 type PoolOption = (pool: AddressPool) => void;
 
+/**
+ * A pool for allocator tables. These tables are about order, scoping and sharing, and write
+ * pools as whole CIDRs, so they opt in to special and network/broadcast addresses; the
+ * reservation tables use `withDefaultReservations` to test the default.
+ */
 export function pool(name: string, ...options: PoolOption[]): AddressPool {
   const result: AddressPool = {
     apiVersion: 'portico.dev/v1alpha1',
     kind: 'AddressPool',
     metadata: { name },
-    spec: { addresses: [] },
+    spec: { addresses: [], allowSpecialAddresses: true },
   };
   for (const option of options) option(result);
   return result;
@@ -55,6 +60,15 @@ export const withAutoAssign =
   (p) => {
     p.spec.autoAssign = autoAssign;
   };
+
+/** The production default: special-purpose addresses and CIDR edges are never handed out. */
+export const withDefaultReservations: PoolOption = (p) => {
+  delete p.spec.allowSpecialAddresses;
+};
+
+export const withCrossNamespaceSharing: PoolOption = (p) => {
+  p.spec.allocation = { ...p.spec.allocation, crossNamespaceSharing: true };
+};
 
 export const withAvoidBuggyIPs: PoolOption = (p) => {
   p.spec.avoidBuggyIPs = true;

@@ -15,6 +15,7 @@ import {
   withAddresses,
   withAutoAssign,
   withAvoidBuggyIPs,
+  withDefaultReservations,
   withNamespaces,
   withNamespaceSelector,
   withPriority,
@@ -30,12 +31,14 @@ function problemsOf(p: AddressPool): { field: string; message: string }[] {
 
 describe('parsePool', () => {
   it('applies defaults', () => {
-    const result = parsePool(pool('default', withAddresses('192.0.2.0/28')));
+    const result = parsePool(pool('default', withAddresses('192.0.2.0/28'), withDefaultReservations));
     expect(result).toEqual({
       name: 'default',
       ranges: [{ family: 'IPv4', start: 0xc0000200n, end: 0xc000020fn, text: '192.0.2.0/28' }],
       autoAssign: true,
       avoidBuggyIPs: false,
+      allowSpecialAddresses: false,
+      crossNamespaceSharing: false,
       priority: undefined,
       namespaces: undefined,
       namespaceSelector: undefined,

@@ -2,19 +2,23 @@
  * The bare-metal provider, controller side: hands out addresses from AddressPools and writes
  * pool status. Announcing the addresses (ARP/NDP) is the speaker's job.
  *
- * All allocation state lives in the pure Allocator; it is rebuilt from Services' status at the
- * start of every leadership term, before any reconcile, so an address is never handed to two
- * unshared Services.
+ * All allocation state lives in the pure Allocator. It is rebuilt at the start of every
+ * leadership term, before any reconcile, from every Service that shows an address and is (or
+ * was) of this class, whatever its finalizer or annotations say — so an address never moves
+ * because of a restart, and is never handed to two unshared Services. Pools that were valid
+ * once keep their last valid spec in their status, so a new leader takes nothing away either.
  */
-import type { V1Namespace, V1Service } from '@kubernetes/client-node';
+import type { V1Namespace, V1Node, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { AddressPool } from '../../api/address-pool.js';
+import type { AddressPool, AddressPoolSpec } from '../../api/address-pool.js';
 import type { Condition } from '../../api/types.js';
-import { Allocator, type AllocationRequest } from '../../ipam/allocator.js';
-import { tryParseIP } from '../../ipam/ip.js';
-import { findOverlaps, isParsedPool, parsePool, type ParsedPool } from '../../ipam/pool.js';
-import { allocationRequestFromService } from '../../ipam/request.js';
+import { Allocator, type AllocationRequest, type Released } from '../../ipam/allocator.js';
+import { formatRange, parseAddressRange, tryParseIP } from '../../ipam/ip.js';
+import { isParsedPool, parsePool, type ParsedPool } from '../../ipam/pool.js';
+import { ALLOW_SHARED_IP_ANNOTATION, allocationRequestFromService, backendKeyOf } from '../../ipam/request.js';
+import type { Reservation } from '../../ipam/reserved.js';
 import type { Clock } from '../../kube/clock.js';
+import { boundedList, boundedMessage, setCondition } from '../../kube/conditions.js';
 import type { EventSink } from '../../kube/events.js';
 import { objectKey, type Cache } from '../../kube/informer.js';
 import { patchStatus } from '../../kube/patch.js';
@@ -24,6 +28,19 @@ import { ProviderError, type LoadBalancerProvider, type LoadBalancerStatus, type
 
 export const L2_CLASS = 'portico.dev/l2';
 const POOL_STATUS_DEBOUNCE_MS = 500;
+export const SERVICE_CIDRS_PATH = '/apis/networking.k8s.io/v1/servicecidrs';
+/** Condition on an AddressPool that lists the addresses it contains but never hands out. */
+export const RESERVED_CONDITION = 'AddressesReserved';
+
+export interface ServiceCIDR {
+  metadata?: { name?: string; resourceVersion?: string; uid?: string };
+  spec?: { cidrs?: string[] };
+}
+
+export interface L2Settings {
+  /** Ranges never handed out besides the ones discovered (e.g. the Pod CIDR where nodes carry none). */
+  excluded: readonly Reservation[];
+}
 
 export interface L2ProviderDeps {
   client: KubeClient;
@@ -31,19 +48,28 @@ export interface L2ProviderDeps {
   namespaces: Cache<V1Namespace>;
   /** To name Services (with their uid) in Events about addresses taken away by a pool edit. */
   services: Cache<V1Service>;
+  /** Node addresses and Pod CIDRs are never handed out. */
+  nodes: Cache<V1Node>;
+  /** The cluster's Service CIDRs (networking.k8s.io/v1 ServiceCIDR) are never handed out. */
+  serviceCIDRs: Cache<ServiceCIDR>;
+  settings: L2Settings;
   events: EventSink;
   clock: Clock;
   logger: Logger;
 }
 
-function creationTime(service: ReadonlyService): number {
-  const created = service.metadata?.creationTimestamp;
+function creationTime(object: { metadata?: { creationTimestamp?: Date | string } }): number {
+  const created = object.metadata?.creationTimestamp;
   return created ? new Date(created).getTime() : 0;
 }
 
-/** A request that only holds on to `ips` for a Service whose annotations do not parse right now. */
+/**
+ * A request that only holds on to `ips` for a Service whose annotations do not parse right now.
+ * It keeps the sharing key as written and the backends, so a sharing partner is not evicted.
+ */
 function frozenRequest(service: ReadonlyService, ips: readonly string[], namespaceLabels: Record<string, string>): AllocationRequest {
   const families = ips.map((ip) => tryParseIP(ip)?.family ?? 'IPv4');
+  const sharingKey = service.metadata?.annotations?.[ALLOW_SHARED_IP_ANNOTATION]?.trim();
   return {
     key: objectKey(service),
     namespace: service.metadata?.namespace ?? '',
@@ -53,10 +79,45 @@ function frozenRequest(service: ReadonlyService, ips: readonly string[], namespa
     ipFamilyPolicy: families.length > 1 ? 'RequireDualStack' : 'SingleStack',
     requestedIPs: [],
     requestedPool: undefined,
-    sharingKey: undefined,
+    sharingKey: sharingKey === '' ? undefined : sharingKey,
     ports: (service.spec?.ports ?? []).map((p) => ({ port: p.port, protocol: (p.protocol ?? 'TCP') as 'TCP' | 'UDP' | 'SCTP' })),
-    backendKey: '',
+    backendKey: backendKeyOf(service),
   };
+}
+
+/** `--l2-excluded-cidrs` -> reservations, or problems naming the flag. */
+export function parseExcluded(text: string): { excluded: Reservation[] } | { problems: string[] } {
+  const excluded: Reservation[] = [];
+  const problems: string[] = [];
+  for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
+    try {
+      excluded.push({ ...parseAddressRange(entry), why: `excluded by --l2-excluded-cidrs (${entry})` });
+    } catch (error) {
+      problems.push(`--l2-excluded-cidrs: ${JSON.stringify(entry.slice(0, 64))}: ${(error as Error).message}`);
+    }
+  }
+  return problems.length > 0 ? { problems } : { excluded };
+}
+
+/** The cluster's own ranges, from ServiceCIDR objects and Nodes. Pure. */
+export function clusterReservations(serviceCIDRs: readonly ServiceCIDR[], nodes: readonly V1Node[], excluded: readonly Reservation[]): Reservation[] {
+  const out: Reservation[] = [...excluded];
+  const add = (text: string, why: string): void => {
+    try {
+      out.push({ ...parseAddressRange(text.includes('/') || text.includes('-') ? text : `${text}/${text.includes(':') ? 128 : 32}`), why });
+    } catch {
+      // Not an address: nothing to reserve.
+    }
+  };
+  for (const cidr of serviceCIDRs) for (const text of cidr.spec?.cidrs ?? []) add(text, `Service CIDR ${text} (ServiceCIDR ${cidr.metadata?.name ?? ''})`);
+  for (const node of nodes) {
+    const name = node.metadata?.name ?? '';
+    for (const address of node.status?.addresses ?? []) {
+      if (address.type === 'InternalIP' || address.type === 'ExternalIP') add(address.address, `address of node ${name}`);
+    }
+    for (const cidr of node.spec?.podCIDRs ?? []) add(cidr, `Pod CIDR ${cidr} of node ${name}`);
+  }
+  return out;
 }
 
 export class L2Provider implements LoadBalancerProvider {
@@ -67,7 +128,8 @@ export class L2Provider implements LoadBalancerProvider {
   private readonly waiting = new Set<string>();
   private poolProblems = new Map<string, { reason: string; message: string }>();
   /** The last spec of each pool that parsed: an invalid edit freezes the pool at it. */
-  private readonly lastValidPools = new Map<string, ParsedPool>();
+  private readonly lastValidPools = new Map<string, { parsed: ParsedPool; spec: AddressPoolSpec }>();
+  private reservationsKey = '';
   private started = false;
   private cancelPoolStatus: (() => void) | undefined;
 
@@ -88,6 +150,11 @@ export class L2Provider implements LoadBalancerProvider {
         this.notify([...new Set(keys)]);
       },
     });
+    const onCluster = (): void => {
+      if (this.started) this.clusterChanged();
+    };
+    deps.nodes.on({ onAdd: onCluster, onUpdate: onCluster, onDelete: onCluster });
+    deps.serviceCIDRs.on({ onAdd: onCluster, onUpdate: onCluster, onDelete: onCluster });
   }
 
   stop(): void {
@@ -106,25 +173,31 @@ export class L2Provider implements LoadBalancerProvider {
     for (const listener of this.listeners) listener(keys);
   }
 
-  async start(signal: AbortSignal, provisioned: readonly ReadonlyService[]): Promise<void> {
-    const synced = await Promise.all([this.deps.pools.waitForSync(signal), this.deps.namespaces.waitForSync(signal)]);
+  async start(signal: AbortSignal, services: readonly ReadonlyService[]): Promise<void> {
+    const { pools, namespaces, nodes, serviceCIDRs } = this.deps;
+    const synced = await Promise.all([pools.waitForSync(signal), namespaces.waitForSync(signal), nodes.waitForSync(signal), serviceCIDRs.waitForSync(signal)]);
     if (!synced.every(Boolean)) return;
+    this.applyClusterReservations();
     this.applyPools();
     // Oldest first: when two Services claim one address, the one that had it first keeps it.
-    const byAge = [...provisioned].sort((a, b) => creationTime(a) - creationTime(b) || objectKey(a).localeCompare(objectKey(b)));
+    // Services whose spec is valid go before those kept only for what their status shows, so a
+    // valid sharing partner is never evicted by an invalid one.
+    const byAge = [...services].sort((a, b) => creationTime(a) - creationTime(b) || objectKey(a).localeCompare(objectKey(b)));
+    const restores = byAge
+      .map((service) => ({ service, ips: (service.status?.loadBalancer?.ingress ?? []).map((i) => i.ip).filter((ip): ip is string => ip !== undefined) }))
+      .filter((r) => r.ips.length > 0)
+      .map((r) => {
+        const request = this.request(r.service);
+        return { ...r, request: 'request' in request ? request.request : frozenRequest(r.service, r.ips, this.namespaceLabels(r.service)), valid: 'request' in request };
+      });
     let restored = 0;
-    for (const service of byAge) {
-      const ips = (service.status?.loadBalancer?.ingress ?? []).map((i) => i.ip).filter((ip): ip is string => ip !== undefined);
-      if (ips.length === 0) continue;
-      const request = this.request(service);
-      // A Service whose spec is invalid now still shows its address: it stays reserved for it.
-      const restoreRequest = 'request' in request ? request.request : frozenRequest(service, ips, this.namespaceLabels(service));
-      const result = this.allocator.restore(restoreRequest, ips);
+    for (const r of [...restores.filter((x) => x.valid), ...restores.filter((x) => !x.valid)]) {
+      const result = this.allocator.restore(r.request, r.ips);
       if (result.ok) restored++;
-      else this.deps.logger.warn({ service: objectKey(service), ips, reason: result.reason, message: result.message }, 'could not keep the address in status; it will be re-assigned');
+      else this.deps.logger.warn({ service: objectKey(r.service), ips: r.ips, reason: result.reason, message: result.message }, 'could not keep the address in status; it will be re-assigned');
     }
     this.started = true;
-    this.deps.logger.info({ restored, pools: this.deps.pools.list().length }, 'address allocations rebuilt from Service status');
+    this.deps.logger.info({ restored, pools: pools.list().length }, 'address allocations rebuilt from Service status');
     this.schedulePoolStatus();
   }
 
@@ -172,12 +245,17 @@ export class L2Provider implements LoadBalancerProvider {
       return Promise.reject(new ProviderError(`${result.reason}: ${result.message}`, { retryable: false, reason: 'AllocationFailed', field: result.field }));
     }
     this.waiting.delete(key);
+    for (const evicted of result.evicted ?? []) {
+      this.releasedEvent(evicted);
+      ctx.events.record('Warning', 'SharingConflict', boundedMessage(`${evicted.key} lost the shared address ${evicted.ips.join(', ')}: it now uses a port this Service, the first holder, took; it gets another address`));
+    }
     if (before !== result.ips.join(',')) {
       ctx.events.record('Normal', 'IPAllocated', `Assigned IP ${JSON.stringify(result.ips)} from pool ${result.pool}`);
       this.schedulePoolStatus();
       // Another Service's address may have been freed by this one moving.
       if (before !== undefined) this.capacityChanged();
     }
+    if (result.evicted) this.notify(result.evicted.map((e) => e.key));
     return Promise.resolve(this.status(service, result.ips));
   }
 
@@ -201,52 +279,90 @@ export class L2Provider implements LoadBalancerProvider {
     this.notify([...this.waiting]);
   }
 
-  private applyPools(): ReturnType<Allocator['setPools']> {
+  private releasedEvent(r: Released): void {
+    const service = this.deps.services.get(r.key);
+    const { namespace, name } = splitKey(r.key);
+    const ref = service ? serviceRef(service) : { apiVersion: 'v1', kind: 'Service', ...(namespace ? { namespace } : {}), name };
+    this.deps.events.record(ref, 'Warning', 'IPReleased', boundedMessage(`Address(es) ${r.ips.join(', ')} from pool ${r.pool} released: ${r.reason}; re-assigning`));
+  }
+
+  private applyClusterReservations(): Released[] {
+    const reservations = clusterReservations(this.deps.serviceCIDRs.list(), this.deps.nodes.list(), this.deps.settings.excluded);
+    const key = reservations.map((r) => `${formatRange(r)}=${r.why}`).sort().join('\n');
+    if (key === this.reservationsKey) return [];
+    this.reservationsKey = key;
+    return this.allocator.setClusterReservations(reservations);
+  }
+
+  private clusterChanged(): void {
+    const released = this.applyClusterReservations();
+    if (released.length === 0) return;
+    for (const r of released) this.releasedEvent(r);
+    this.deps.logger.info({ released: released.length }, 'cluster ranges changed (Service CIDRs, node addresses)');
+    this.schedulePoolStatus();
+    this.notify(released.map((r) => r.key));
+  }
+
+  private applyPools(): Released[] {
     const parsed: ParsedPool[] = [];
     const problems = new Map<string, { reason: string; message: string }>();
     const frozen = new Map<string, string>();
     const present = new Set<string>();
-    for (const pool of this.deps.pools.list()) {
+    // Oldest first: of two overlapping pools, the newer is the mistake (the allocator freezes it).
+    const pools = [...this.deps.pools.list()].sort((a, b) => creationTime(a) - creationTime(b) || a.metadata.name.localeCompare(b.metadata.name));
+    for (const pool of pools) {
       const name = pool.metadata.name;
       present.add(name);
       const result = parsePool(pool);
       if (isParsedPool(result)) {
         parsed.push(result);
-        this.lastValidPools.set(name, result);
+        this.lastValidPools.set(name, { parsed: result, spec: pool.spec });
         continue;
       }
-      const message = result.problems.map((p) => `${p.field}: ${p.message}`).join('; ');
-      // A typo in an edit must not take addresses away: keep the last valid spec, frozen.
-      const lastValid = this.lastValidPools.get(name);
+      const message = boundedList(result.problems.map((p) => `${p.field}: ${p.message}`));
+      // A typo in an edit must not take addresses away: keep the last valid spec, frozen —
+      // from memory, or from the pool's status after a restart or failover.
+      const lastValid = this.lastValidPools.get(name)?.parsed ?? this.persistedSpec(pool);
       if (lastValid) {
         parsed.push(lastValid);
         frozen.set(name, 'its spec is invalid; the last valid one is kept for the addresses already assigned');
       }
-      problems.set(name, { reason: 'InvalidSpec', message: lastValid ? `${message} (keeping the last valid spec for assigned addresses; no new ones)` : message });
+      problems.set(name, { reason: 'InvalidSpec', message: boundedMessage(lastValid ? `${message} (keeping the last valid spec for assigned addresses; no new ones)` : message) });
     }
     for (const name of [...this.lastValidPools.keys()]) if (!present.has(name)) this.lastValidPools.delete(name);
-    for (const [name, others] of findOverlaps(parsed)) {
-      problems.set(name, { reason: 'Overlap', message: `addresses overlap with pool(s) ${others.join(', ')}; neither is used for new allocations until fixed` });
+    const released = this.allocator.setPools(parsed, frozen);
+    for (const entry of parsed) {
+      const overlapping = this.allocator.overlapsOf(entry.name);
+      if (overlapping.length > 0 && !problems.has(entry.name)) {
+        problems.set(entry.name, { reason: 'Overlap', message: boundedMessage(`addresses overlap with older pool(s) ${boundedList(overlapping, 5, ', ')}; this pool hands out no new addresses until fixed (the older ones are unaffected)`) });
+      }
     }
     for (const [name, problem] of problems) {
       const previous = this.poolProblems.get(name);
       if (previous?.message !== problem.message) {
-        // Cluster-scoped: no namespace on the reference, and the uid so `kubectl describe` finds it.
         const pool = this.deps.pools.get(name);
         if (pool) this.deps.events.record(objectRef('portico.dev/v1alpha1', 'AddressPool', pool), 'Warning', problem.reason, problem.message);
       }
     }
     this.poolProblems = problems;
-    return this.allocator.setPools(parsed, frozen);
+    return released;
+  }
+
+  /** The last valid spec a previous leader recorded in the pool's status, parsed. */
+  private persistedSpec(pool: AddressPool): ParsedPool | undefined {
+    const text = pool.status?.lastValidSpec;
+    if (text === undefined) return undefined;
+    try {
+      const result = parsePool({ ...pool, spec: JSON.parse(text) as AddressPoolSpec });
+      return isParsedPool(result) ? result : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   private poolsChanged(): void {
     const released = this.applyPools();
-    for (const r of released) {
-      const service = this.deps.services.get(r.key);
-      const ref = service ? serviceRef(service) : { apiVersion: 'v1', kind: 'Service', namespace: splitKey(r.key).namespace, name: splitKey(r.key).name };
-      this.deps.events.record(ref, 'Warning', 'IPReleased', `Address(es) ${r.ips.join(', ')} from pool ${r.pool} released: ${r.reason}; re-assigning`);
-    }
+    for (const r of released) this.releasedEvent(r);
     this.deps.logger.info({ released: released.length }, 'address pools changed');
     this.schedulePoolStatus();
     this.notify([...released.map((r) => r.key), ...this.waiting]);
@@ -260,28 +376,35 @@ export class L2Provider implements LoadBalancerProvider {
     }, POOL_STATUS_DEBOUNCE_MS);
   }
 
-  /** Counts and conditions on every pool, written only where they changed. */
+  /** Counts, conditions and the last valid spec on every pool, written only where they changed. */
   private async writePoolStatuses(): Promise<void> {
-    const now = new Date(this.deps.clock.now()).toISOString();
+    const now = new Date(this.deps.clock.now());
     for (const pool of this.deps.pools.list()) {
       const name = pool.metadata.name;
       const problem = this.poolProblems.get(name);
       const counted = this.allocator.stats(name) ?? { assignedIPv4: 0, assignedIPv6: 0, availableIPv4: 0, availableIPv6: 0 };
       // A pool with a problem hands out nothing new, but its assigned addresses are still in use.
       const stats = problem ? { ...counted, availableIPv4: 0, availableIPv6: 0 } : counted;
+      const lastValid = this.lastValidPools.get(name);
+      const reserved = this.allocator.reservationsOf(name);
       await patchStatus(this.deps.client, `/apis/portico.dev/v1alpha1/addresspools/${name}`, pool as AddressPool & { status?: Record<string, unknown> }, (current) => {
-        const old = current.status?.conditions?.find((c) => c.type === 'Ready');
-        const status = problem ? 'False' : 'True';
-        const generation = current.metadata.generation !== undefined ? { observedGeneration: current.metadata.generation } : {};
-        const ready: Condition = {
-          type: 'Ready',
-          status,
-          reason: problem?.reason ?? 'Valid',
-          message: problem?.message ?? 'pool is valid and in use',
-          lastTransitionTime: old?.status === status ? old.lastTransitionTime : now,
-          ...generation,
+        const generation = current.metadata.generation;
+        let conditions: Condition[] = setCondition(current.status?.conditions, { type: 'Ready', status: problem ? 'False' : 'True', reason: problem?.reason ?? 'Valid', message: problem?.message ?? 'pool is valid and in use' }, now, generation);
+        conditions = setCondition(
+          conditions,
+          reserved.length > 0
+            ? { type: RESERVED_CONDITION, status: 'True', reason: 'ContainsReservedAddresses', message: boundedMessage(`never handed out: ${boundedList(reserved.map((r) => `${formatRange(r)} (${r.why})`))}`) }
+            : { type: RESERVED_CONDITION, status: 'False', reason: 'NoReservedAddresses', message: 'every address of the pool can be handed out' },
+          now,
+          generation,
+        );
+        return {
+          ...stats,
+          ...(generation !== undefined ? { observedGeneration: generation } : {}),
+          conditions,
+          // Only what parsed: a restarted leader freezes an invalid pool at this spec.
+          ...(lastValid ? { lastValidSpec: JSON.stringify(lastValid.spec) } : {}),
         };
-        return { ...stats, ...generation, conditions: [ready] };
       }).catch((error: unknown) => {
         this.deps.logger.warn({ err: error, pool: name }, 'could not write AddressPool status');
       });

@@ -184,15 +184,8 @@ export class LoadBalancerController implements HandlerTarget {
 
   /** Runs until `signal` aborts (leadership lost or shutdown); the informers must be running. */
   async run(signal: AbortSignal): Promise<void> {
-    const { services, nodes, endpointSlices, providers } = this.options;
-    const synced = await Promise.all([services.waitForSync(signal), nodes.waitForSync(signal), endpointSlices?.waitForSync(signal) ?? true]);
-    if (!synced.every(Boolean)) return;
-    this.refreshEligibleNodes();
-    if (endpointSlices) for (const slice of endpointSlices.list()) this.indexSlice(slice);
-    // Providers rebuild their state before any reconcile, from every Service that may hold
-    // something: status, marks and annotations are all evidence (a tenant can edit the latter).
-    const candidates = services.list().filter((s) => this.relevant(s) || (s.status?.loadBalancer?.ingress ?? []).length > 0);
-    for (const provider of providers.values()) await provider.start?.(signal, candidates);
+    if (!(await this.prepare(signal))) return;
+    const { services, providers } = this.options;
     for (const service of services.list()) if (this.relevant(service)) this.queue.add(objectKey(service));
     this.log.info({ services: services.list().length, workers: this.options.workers ?? DEFAULT_WORKERS }, 'LoadBalancer controller started');
     const stop = (): void => this.queue.shutDown();
@@ -200,6 +193,26 @@ export class LoadBalancerController implements HandlerTarget {
     await this.queue.run(this.options.workers ?? DEFAULT_WORKERS, (key, s) => this.reconcileKey(key, s), signal);
     for (const { work } of this.inflight.values()) work.abort();
     for (const provider of providers.values()) provider.stop?.();
+  }
+
+  /** Waits for the caches and lets providers rebuild their state; false if `signal` aborted first. */
+  async prepare(signal: AbortSignal): Promise<boolean> {
+    const { services, nodes, endpointSlices, providers } = this.options;
+    const synced = await Promise.all([services.waitForSync(signal), nodes.waitForSync(signal), endpointSlices?.waitForSync(signal) ?? true]);
+    if (!synced.every(Boolean)) return false;
+    this.refreshEligibleNodes();
+    if (endpointSlices) for (const slice of endpointSlices.list()) this.indexSlice(slice);
+    // Providers rebuild their state before any reconcile, from every Service that may hold
+    // something of theirs: its class, our record, or our finalizer without a record. Marks can
+    // be edited (or lost while we were down): the class and the status are evidence too.
+    for (const provider of providers.values()) {
+      const mine = services.list().filter((s) => {
+        const recorded = s.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION];
+        return wantedClass(s, this.options.defaultClass) === provider.providerClass || recorded === provider.providerClass || (recorded === undefined && hasFinalizer(s));
+      });
+      await provider.start?.(signal, mine);
+    }
+    return !signal.aborted;
   }
 
   /** Returns whether the eligible set changed. */

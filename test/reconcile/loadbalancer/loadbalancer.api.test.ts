@@ -424,7 +424,8 @@ describe('address pool edits', () => {
     pools.push(name);
     await applyManifest(client, lbService('rehome', { annotations: { 'portico.dev/address-pool': name } }));
     const before = await waitForIngress('rehome');
-    expect(ingressIPs(before)).toEqual(['198.51.100.8']);
+    // .8 is the network address of the /30: never handed out.
+    expect(ingressIPs(before)).toEqual(['198.51.100.9']);
     await eventually(async () => ((await client.request<PoolStatus>('GET', poolPath(name))).status?.assignedIPv4 === 1 ? true : undefined), 'pool status counts 1');
 
     // The pool loses the Service's address: it is released with a Warning and re-assigned.
@@ -444,7 +445,7 @@ describe('address pool edits', () => {
 
   it('a Service whose new request cannot be met keeps its address, and nobody else gets it', async () => {
     const name = `${ns.name}-tx`;
-    await applyManifest(client, pool(name, ['198.51.100.20/30'], [ns.name], { priority: 0 }));
+    await applyManifest(client, pool(name, ['198.51.100.20-198.51.100.23'], [ns.name], { priority: 0 }));
     pools.push(name);
     const onPool = { 'portico.dev/address-pool': name };
     await applyManifest(client, lbService('tx-a', { annotations: onPool }));
@@ -487,7 +488,7 @@ describe('address pool edits', () => {
     await deleteService('needs-label');
   });
 
-  it('marks both overlapping pools not Ready, and keeps existing assignments', async () => {
+  it('marks only the newer of two overlapping pools not Ready; the older keeps working', async () => {
     const a = `${ns.name}-ov-a`;
     const b = `${ns.name}-ov-b`;
     await applyManifest(client, pool(a, ['203.0.113.64/29'], [ns.name], { priority: 0 }));
@@ -496,20 +497,22 @@ describe('address pool edits', () => {
     const kept = ingressIPs(await waitForIngress('keeper'));
     await applyManifest(client, pool(b, ['203.0.113.66-203.0.113.70'], [ns.name]));
     pools.push(b);
-    for (const name of [a, b]) {
-      const ready = await eventually(async () => {
-        const c = (await client.request<PoolStatus>('GET', poolPath(name))).status?.conditions?.find((x) => x.type === 'Ready');
-        return c?.status === 'False' ? c : undefined;
-      }, `${name} to report the overlap`);
-      expect(ready.reason).toBe('Overlap');
-      expect(ready.message).toContain(name === a ? b : a);
-    }
-    // New allocations avoid both pools; the running Service keeps its address.
+    const ready = await eventually(async () => {
+      const c = (await client.request<PoolStatus>('GET', poolPath(b))).status?.conditions?.find((x) => x.type === 'Ready');
+      return c?.status === 'False' ? c : undefined;
+    }, `${b} to report the overlap`);
+    expect(ready.reason).toBe('Overlap');
+    expect(ready.message).toContain(a);
+    const older = (await client.request<PoolStatus>('GET', poolPath(a))).status?.conditions?.find((x) => x.type === 'Ready');
+    expect(older?.status).toBe('True');
+    // The older pool still hands out addresses; the running Service keeps its address.
     await applyManifest(client, lbService('newcomer', { annotations: { 'portico.dev/address-pool': a } }));
-    await waitForCondition('newcomer', 'AllocationFailed');
-    expect(ingressIPs(await getService('keeper'))).toEqual(kept);
-    await client.request('DELETE', poolPath(b));
     await waitForIngress('newcomer');
+    expect(ingressIPs(await getService('keeper'))).toEqual(kept);
+    await applyManifest(client, lbService('on-mistake', { annotations: { 'portico.dev/address-pool': b } }));
+    await waitForCondition('on-mistake', 'AllocationFailed');
+    await client.request('DELETE', poolPath(b));
+    await deleteService('on-mistake');
     await deleteService('newcomer');
     await deleteService('keeper');
   });
