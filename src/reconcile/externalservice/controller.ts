@@ -33,8 +33,13 @@ export const SERVICES_PATH = '/api/v1/services';
 export const ENDPOINT_SLICES_PATH = '/apis/discovery.k8s.io/v1/endpointslices';
 export const ENDPOINTS_PATH = '/api/v1/endpoints';
 export const SERVICE_CIDRS_PATH = '/apis/networking.k8s.io/v1/servicecidrs';
-export const DEFAULT_WORKERS = 4;
-export const DEFAULT_HEALTH_CONCURRENCY = 64;
+/** Reconciles are a few small writes each, so more run at once than LoadBalancer ones. */
+export const DEFAULT_WORKERS = 8;
+/**
+ * Probes in flight at once. A probe of a dead host holds its slot for the whole timeout, so
+ * this must cover targets x timeout / interval, or healthy probes queue behind dead ones.
+ */
+export const DEFAULT_HEALTH_CONCURRENCY = 512;
 /** How long to wait for the mirroring controller's slice to go before publishing ours. */
 const MIRROR_WAIT_MS = 250;
 /** A conflict or AlreadyExists means our cache is behind: look again shortly. */
@@ -62,6 +67,7 @@ interface Metrics {
   reconciles: Counter<'result'>;
   endpoints: Gauge<'state'>;
   probes: Counter<'result'>;
+  transitions: Counter<'to'>;
   dns: Counter<'result'>;
   refused: Counter<'reason'>;
   writes: Counter<'resource'>;
@@ -73,6 +79,7 @@ function createMetrics(registry: Registry): Metrics {
     reconciles: metric(registry, 'portico_externalservice_reconciles_total', Counter<'result'>, () => new Counter({ name: 'portico_externalservice_reconciles_total', help: 'ExternalService reconciles by result (done, requeueAfter, error, terminal)', labelNames: ['result'], registers })),
     endpoints: metric(registry, 'portico_externalservice_endpoints', Gauge<'state'>, () => new Gauge({ name: 'portico_externalservice_endpoints', help: 'Published external endpoints by state (ready, not_ready)', labelNames: ['state'], registers })),
     probes: metric(registry, 'portico_externalservice_health_checks_total', Counter<'result'>, () => new Counter({ name: 'portico_externalservice_health_checks_total', help: 'Health probes by result (success, failure)', labelNames: ['result'], registers })),
+    transitions: metric(registry, 'portico_externalservice_health_transitions_total', Counter<'to'>, () => new Counter({ name: 'portico_externalservice_health_transitions_total', help: 'Endpoint readiness changes from health checks, by new state (ready, not_ready)', labelNames: ['to'], registers })),
     dns: metric(registry, 'portico_externalservice_dns_lookups_total', Counter<'result'>, () => new Counter({ name: 'portico_externalservice_dns_lookups_total', help: 'Hostname lookups by result (ok, error)', labelNames: ['result'], registers })),
     refused: metric(registry, 'portico_externalservice_refused_addresses_total', Counter<'reason'>, () => new Counter({ name: 'portico_externalservice_refused_addresses_total', help: 'Addresses refused by the address policy, by reason', labelNames: ['reason'], registers })),
     writes: metric(registry, 'portico_externalservice_writes_total', Counter<'resource'>, () => new Counter({ name: 'portico_externalservice_writes_total', help: 'Writes to Services, EndpointSlices and Endpoints (a steady state makes none)', labelNames: ['resource'], registers })),
@@ -154,7 +161,10 @@ export class ExternalServiceController {
       prober: options.prober ?? netProber,
       clock: options.clock,
       concurrency: options.healthConcurrency ?? DEFAULT_HEALTH_CONCURRENCY,
-      onChange: (key) => this.queue.add(key),
+      onChange: (key, ready) => {
+        this.metrics.transitions.inc({ to: ready ? 'ready' : 'not_ready' });
+        this.queue.add(key);
+      },
       onProbe: (ok) => this.metrics.probes.inc({ result: ok ? 'success' : 'failure' }),
       logger: options.logger,
     });

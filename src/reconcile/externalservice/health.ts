@@ -59,8 +59,8 @@ export interface HealthMonitorOptions {
   clock: Clock;
   /** Probes in flight at once, across every ExternalService. */
   concurrency: number;
-  /** A key whose readiness changed. */
-  onChange: (key: string) => void;
+  /** A key one of whose addresses changed readiness (to `ready`). */
+  onChange: (key: string, ready: boolean) => void;
   onProbe?: (ok: boolean) => void;
   logger?: Logger;
   random?: () => number;
@@ -155,7 +155,7 @@ export class HealthMonitor {
     w.state = nextHealth(w.state, ok, w.settings);
     if (before !== isReady(w.state) || (wasUnknown && !ok)) {
       this.options.logger?.info({ key: w.key, address: w.target.address, status: w.state.status }, 'endpoint health changed');
-      this.options.onChange(w.key);
+      this.options.onChange(w.key, isReady(w.state));
     }
     // Interval from probe start to probe start, as load balancers count it.
     this.schedule(w, Math.max(0, w.settings.intervalMs - (this.options.clock.now() - started)));

@@ -1,6 +1,6 @@
 /**
  * Test hosts for health checks: one network namespace (`pxe-*`, ours alone) reached over a veth
- * pair, with one HTTP server per documentation address that a test stops and starts.
+ * pair, with one HTTP server (a Node process) per documentation address that a test stops and starts.
  * 198.51.100.240/28 only: .241 is our side, .242 upwards are hosts. Needs root; callers skip
  * loudly without it.
  */
@@ -17,7 +17,8 @@ export const CAN_NETNS = process.getuid?.() === 0 && (() => {
   }
 })();
 
-const PYTHON = '/usr/bin/python3';
+/** A tiny HTTP server (200 on every path); Node keeps up with hundreds of probes a second. */
+const SERVER = "const [address, port] = process.argv.slice(1); require('node:http').createServer((q, r) => r.end('ok')).listen(Number(port), address);";
 
 function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -28,6 +29,9 @@ export interface TestHosts {
   port: number;
   stop(address: string): Promise<void>;
   start(address: string): Promise<void>;
+  /** The host vanishes from the network (its address goes): probes time out instead of being refused. */
+  unplug(address: string): void;
+  plug(address: string): void;
   destroy(): Promise<void>;
 }
 
@@ -80,7 +84,7 @@ export async function createTestHosts(count: number, port = 8080): Promise<TestH
   }
   const start = async (address: string): Promise<void> => {
     if (servers.has(address)) return;
-    const child = spawn('ip', ['netns', 'exec', ns, PYTHON, '-m', 'http.server', String(port), '--bind', address], { stdio: 'ignore' });
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SERVER, address, String(port)], { stdio: 'ignore' });
     servers.set(address, child);
     const deadline = Date.now() + 10_000;
     while (!(await listening(address, port))) {
@@ -102,5 +106,7 @@ export async function createTestHosts(count: number, port = 8080): Promise<TestH
     await destroy();
     throw error;
   }
-  return { addresses, port, start, stop, destroy };
+  const unplug = (address: string): void => ip('-n', ns, 'addr', 'del', `${address}/28`, 'dev', inner);
+  const plug = (address: string): void => ip('-n', ns, 'addr', 'add', `${address}/28`, 'dev', inner);
+  return { addresses, port, start, stop, unplug, plug, destroy };
 }
