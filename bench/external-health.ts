@@ -12,6 +12,7 @@
  * Target: p99 <= interval x threshold + 500 ms. Measures and reports; asserts nothing.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { V1EndpointSlice } from '@kubernetes/client-node';
@@ -176,6 +177,9 @@ export async function run(args: string[]): Promise<void> {
     const transitions = sum('portico_externalservice_health_transitions_total');
     const reconciles = sum('portico_externalservice_reconciles_total');
     const writes = sum('portico_externalservice_writes_total');
+    const publish = metrics.find((m) => m.name === 'portico_externalservice_health_publish_seconds')?.values ?? [];
+    const publishSum = publish.find((v) => (v as { metricName?: string }).metricName?.endsWith('_sum'))?.value ?? 0;
+    const publishCount = publish.find((v) => (v as { metricName?: string }).metricName?.endsWith('_count'))?.value ?? 0;
 
     const result = {
       externalServices: options.services,
@@ -196,6 +200,9 @@ export async function run(args: string[]): Promise<void> {
       transitions,
       reconciles,
       writes,
+      /** Mean time from a readiness change (health check) to the slice write that publishes it. */
+      publishMeanMs: publishCount > 0 ? round((publishSum / publishCount) * 1000, 1) : null,
+      loadAverage: loadavg().map((l) => round(l, 2)),
       kubernetesVersion: controlPlane.version,
       date: new Date().toISOString(),
       machine: machine(),

@@ -7,7 +7,7 @@
  */
 import type { V1EndpointSlice, V1Endpoints, V1OwnerReference, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { EXTERNAL_SERVICE_KIND, type ExternalAddressStatus, type ExternalService } from '../../api/external-service.js';
 import { API_GROUP_VERSION, type Condition, type DeepReadonly, type SpecProblem } from '../../api/types.js';
 import { formatIP, parseCIDR, type CIDR } from '../../ipam/ip.js';
@@ -68,6 +68,7 @@ interface Metrics {
   endpoints: Gauge<'state'>;
   probes: Counter<'result'>;
   transitions: Counter<'to'>;
+  publish: Histogram;
   dns: Counter<'result'>;
   refused: Counter<'reason'>;
   writes: Counter<'resource'>;
@@ -80,6 +81,7 @@ function createMetrics(registry: Registry): Metrics {
     endpoints: metric(registry, 'portico_externalservice_endpoints', Gauge<'state'>, () => new Gauge({ name: 'portico_externalservice_endpoints', help: 'Published external endpoints by state (ready, not_ready)', labelNames: ['state'], registers })),
     probes: metric(registry, 'portico_externalservice_health_checks_total', Counter<'result'>, () => new Counter({ name: 'portico_externalservice_health_checks_total', help: 'Health probes by result (success, failure)', labelNames: ['result'], registers })),
     transitions: metric(registry, 'portico_externalservice_health_transitions_total', Counter<'to'>, () => new Counter({ name: 'portico_externalservice_health_transitions_total', help: 'Endpoint readiness changes from health checks, by new state (ready, not_ready)', labelNames: ['to'], registers })),
+    publish: metric(registry, 'portico_externalservice_health_publish_seconds', Histogram, () => new Histogram({ name: 'portico_externalservice_health_publish_seconds', help: 'From a health-check readiness change to the EndpointSlice write that publishes it', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers })),
     dns: metric(registry, 'portico_externalservice_dns_lookups_total', Counter<'result'>, () => new Counter({ name: 'portico_externalservice_dns_lookups_total', help: 'Hostname lookups by result (ok, error)', labelNames: ['result'], registers })),
     refused: metric(registry, 'portico_externalservice_refused_addresses_total', Counter<'reason'>, () => new Counter({ name: 'portico_externalservice_refused_addresses_total', help: 'Addresses refused by the address policy, by reason', labelNames: ['reason'], registers })),
     writes: metric(registry, 'portico_externalservice_writes_total', Counter<'resource'>, () => new Counter({ name: 'portico_externalservice_writes_total', help: 'Writes to Services, EndpointSlices and Endpoints (a steady state makes none)', labelNames: ['resource'], registers })),
@@ -150,6 +152,8 @@ export class ExternalServiceController {
   readonly health: HealthMonitor;
   private readonly resolver: HostResolver;
   private readonly metrics: Metrics;
+  /** Per key: when a readiness change was first seen and not yet published. */
+  private readonly changedAt = new Map<string, number>();
   /** Per key: published counts, for the gauge. */
   private readonly counts = new Map<string, { ready: number; notReady: number }>();
 
@@ -163,6 +167,7 @@ export class ExternalServiceController {
       concurrency: options.healthConcurrency ?? DEFAULT_HEALTH_CONCURRENCY,
       onChange: (key, ready) => {
         this.metrics.transitions.inc({ to: ready ? 'ready' : 'not_ready' });
+        if (!this.changedAt.has(key)) this.changedAt.set(key, options.clock.now());
         this.queue.add(key);
       },
       onProbe: (ok) => this.metrics.probes.inc({ result: ok ? 'success' : 'failure' }),
@@ -251,6 +256,7 @@ export class ExternalServiceController {
   }
 
   private forget(key: string): void {
+    this.changedAt.delete(key);
     this.setCount(key, 0, 0);
     this.counts.delete(key);
     this.health.forget(key);
@@ -357,6 +363,11 @@ export class ExternalServiceController {
     // Updates (emptied slices first) before creates: an address moving between slices is never in two.
     for (const slice of plan.update) await this.write('endpointslices', () => this.options.client.request('PATCH', `${base}/${slice.metadata?.name ?? ''}`, { body: slicePatch(slice), patchType: 'merge', signal }));
     for (const slice of plan.create) await this.write('endpointslices', () => this.options.client.request('POST', base, { body: slice, signal }));
+    const changedAt = this.changedAt.get(key);
+    if (changedAt !== undefined) {
+      this.changedAt.delete(key);
+      if (plan.update.length + plan.create.length > 0) this.metrics.publish.observe((this.options.clock.now() - changedAt) / 1000);
+    }
 
     // 5. Status.
     const ready = endpoints.filter((e) => e.ready).length;

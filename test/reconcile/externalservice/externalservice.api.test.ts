@@ -13,6 +13,7 @@ import { DNSMASQ, startDnsmasq, type Dnsmasq } from './dnsmasq.js';
 
 const ns = useNamespace('xsvc');
 const mig = useNamespace('xsvc-mig');
+const examples = useNamespace('xsvc-ex');
 const { client } = ns;
 
 interface Condition {
@@ -279,6 +280,16 @@ describe('ExternalService', () => {
     // Deleting the Service takes the rest with it (they are owned by it).
     await client.request('DELETE', `/api/v1/namespaces/${ns.name}/services/legacy`);
     await eventually(async () => ((await slicesOf(ns.name, 'legacy')).length === 0 && (await getOrUndefined(`/api/v1/namespaces/${ns.name}/endpoints/legacy`)) === undefined ? true : undefined), 'slices and Endpoints collected with the Service');
+  });
+
+  it.skipIf(!DNSMASQ)('converges the manifests in examples/external/', async () => {
+    if (!dns) throw new Error('unreachable');
+    await dns.setRecords({ 'api.partner.com': ['198.51.100.50', '2001:db8::50'] });
+    for (const file of ['db.yaml', 'api-partner.yaml', 'adopt-annotation.yaml']) await applyYaml(client, await readExample(`external/${file}`), examples.name);
+    const want: Record<string, string[]> = { db: ['198.51.100.10'], 'api-partner': ['198.51.100.50', '2001:db8::50'], 'legacy-db': ['198.51.100.20', '198.51.100.21', '2001:db8::21'] };
+    for (const [name, addresses] of Object.entries(want)) {
+      await eventually(async () => ([...sliceAddresses(await slicesOf(examples.name, name)).keys()].sort().join() === addresses.join() ? true : undefined), `${name} published ${addresses.join(', ')}`);
+    }
   });
 
   it('publishEndpoints: false empties the Endpoints it wrote; deleting the ExternalService removes the Service, slices and Endpoints it made', async () => {
