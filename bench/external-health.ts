@@ -105,7 +105,14 @@ export async function run(args: string[]): Promise<void> {
   const options = parseOptions(args);
   if (!CAN_NETNS) throw new Error('external-health needs root and `ip netns` for its test hosts');
   const hosts = await createTestHosts(options.endpoints);
-  const controlPlane = await startControlPlane();
+  // Ctrl-C must not leave the network namespace behind.
+  const onSignal = (): void => void hosts.destroy().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const controlPlane = await startControlPlane().catch(async (error: unknown) => {
+    await hosts.destroy();
+    throw error;
+  });
   const abort = new AbortController();
   try {
     const kc = loadKubeConfig(controlPlane.kubeconfigPath);
@@ -219,6 +226,8 @@ export async function run(args: string[]): Promise<void> {
     process.stdout.write('wrote bench/results/external-health.json\n');
   } finally {
     abort.abort();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await hosts.destroy();
     await controlPlane.stop();
   }

@@ -137,7 +137,9 @@ export class HealthMonitor {
     let ok = false;
     try {
       const timeout = new AbortController();
-      const cancelTimeout = this.options.clock.setTimer(() => timeout.abort(new Error('health check timed out')), w.settings.timeoutMs);
+      // The timeout fires after the next I/O poll, so an answer that arrived in time but waits
+      // behind a busy event loop still counts: the timeout judges the endpoint, not this process.
+      const cancelTimeout = this.options.clock.setTimer(() => setImmediate(() => timeout.abort(new Error('health check timed out'))), w.settings.timeoutMs);
       try {
         ok = await this.options.prober.probe(w.target, w.settings, AbortSignal.any([timeout.signal, this.abort.signal]));
       } catch {

@@ -1,6 +1,7 @@
 /**
  * Test hosts for health checks: one network namespace (`pxe-*`, ours alone) reached over a veth
- * pair, with one HTTP server (a Node process) per documentation address that a test stops and starts.
+ * pair, with one HTTP server (a Node process, gone when its parent goes) per documentation
+ * address that a test stops and starts.
  * 198.51.100.240/28 only: .241 is our side, .242 upwards are hosts. Needs root; callers skip
  * loudly without it.
  */
@@ -18,7 +19,7 @@ export const CAN_NETNS = process.getuid?.() === 0 && (() => {
 })();
 
 /** A tiny HTTP server (200 on every path); Node keeps up with hundreds of probes a second. */
-const SERVER = "const [address, port] = process.argv.slice(1); require('node:http').createServer((q, r) => r.end('ok')).listen(Number(port), address);";
+const SERVER = "const [address, port] = process.argv.slice(1); require('node:http').createServer((q, r) => r.end('ok')).listen(Number(port), address); process.stdin.on('close', () => process.exit()).resume();";
 
 function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -84,7 +85,7 @@ export async function createTestHosts(count: number, port = 8080): Promise<TestH
   }
   const start = async (address: string): Promise<void> => {
     if (servers.has(address)) return;
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SERVER, address, String(port)], { stdio: 'ignore' });
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SERVER, address, String(port)], { stdio: ['pipe', 'ignore', 'ignore'] });
     servers.set(address, child);
     const deadline = Date.now() + 10_000;
     while (!(await listening(address, port))) {
