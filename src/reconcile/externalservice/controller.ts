@@ -40,6 +40,7 @@ export const DEFAULT_WORKERS = 8;
  * this must cover targets x timeout / interval, or healthy probes queue behind dead ones.
  */
 export const DEFAULT_HEALTH_CONCURRENCY = 512;
+const STATUS_WORKERS = 2;
 /** How long to wait for the mirroring controller's slice to go before publishing ours. */
 const MIRROR_WAIT_MS = 250;
 /** A conflict or AlreadyExists means our cache is behind: look again shortly. */
@@ -149,6 +150,8 @@ function describeRefusals(refusals: readonly Refusal[]): string {
 
 export class ExternalServiceController {
   readonly queue: WorkQueue;
+  readonly statusQueue: WorkQueue;
+  private readonly pendingStatus = new Map<string, { uid: string | undefined; generation: number | undefined; conditions: ConditionInput[]; fields: Record<string, unknown> }>();
   readonly health: HealthMonitor;
   private readonly resolver: HostResolver;
   private readonly metrics: Metrics;
@@ -159,6 +162,7 @@ export class ExternalServiceController {
 
   constructor(private readonly options: ExternalServiceControllerOptions) {
     this.queue = new WorkQueue({ name: 'externalservice', clock: options.clock, registry: options.registry, backoffBaseMs: 1_000, backoffMaxMs: 60_000 });
+    this.statusQueue = new WorkQueue({ name: 'externalservice-status', clock: options.clock, registry: options.registry, backoffBaseMs: 1_000, backoffMaxMs: 60_000 });
     this.metrics = createMetrics(options.registry);
     this.resolver = new HostResolver(options.dns ?? dnsClient(options.dnsServers), options.clock, (result) => this.metrics.dns.inc({ result }));
     this.health = new HealthMonitor({
@@ -210,8 +214,18 @@ export class ExternalServiceController {
       if (slice.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY && name) this.queue.add(`${slice.metadata.namespace ?? ''}/${name}`);
     }
     o.logger.info({ externalServices: o.externalServices.list().length }, 'ExternalService controller started');
-    signal.addEventListener('abort', () => this.queue.shutDown(), { once: true });
-    await this.queue.run(o.workers ?? DEFAULT_WORKERS, (key, s) => this.reconcileKey(key, s), signal);
+    signal.addEventListener(
+      'abort',
+      () => {
+        this.queue.shutDown();
+        this.statusQueue.shutDown();
+      },
+      { once: true },
+    );
+    await Promise.all([
+      this.queue.run(o.workers ?? DEFAULT_WORKERS, (key, s) => this.reconcileKey(key, s), signal),
+      this.statusQueue.run(STATUS_WORKERS, (key, s) => this.writeStatus(key, s), signal),
+    ]);
     this.health.stop();
   }
 
@@ -281,16 +295,16 @@ export class ExternalServiceController {
     else return this.release(key, namespace, name, service, signal);
 
     const desired = source.kind === 'externalService' ? desiredFromExternalService(source.es) : desiredFromAnnotatedService(source.service);
-    if ('problems' in desired) return this.reject(key, source, desired.problems, [], signal);
+    if ('problems' in desired) return this.reject(key, source, desired.problems, []);
     const { state } = desired;
     const owner = ownerOf(source);
 
     // A Service we may not take: one with a selector, or one another controller owns.
     if (source.kind === 'externalService' && service) {
       const ref = controllerRef(service);
-      if (ref && ref.uid !== owner.uid) return this.reject(key, source, [{ field: 'metadata.name', message: `Service ${name} is controlled by ${ref.kind} ${ref.name}` }], [], signal);
-      if (service.spec?.selector && Object.keys(service.spec.selector).length > 0) return this.reject(key, source, [{ field: 'metadata.name', message: `Service ${name} has a selector; Portico manages only selectorless Services` }], [], signal);
-      if ((service.spec?.clusterIP === 'None') !== state.headless) return this.reject(key, source, [{ field: 'spec.service.type', message: 'cannot switch between ClusterIP and Headless on an existing Service; delete the Service to have it recreated' }], [], signal);
+      if (ref && ref.uid !== owner.uid) return this.reject(key, source, [{ field: 'metadata.name', message: `Service ${name} is controlled by ${ref.kind} ${ref.name}` }], []);
+      if (service.spec?.selector && Object.keys(service.spec.selector).length > 0) return this.reject(key, source, [{ field: 'metadata.name', message: `Service ${name} has a selector; Portico manages only selectorless Services` }], []);
+      if ((service.spec?.clusterIP === 'None') !== state.headless) return this.reject(key, source, [{ field: 'spec.service.type', message: 'cannot switch between ClusterIP and Headless on an existing Service; delete the Service to have it recreated' }], []);
     }
 
     // Addresses: literal ones and DNS answers, each checked against the policy (every time).
@@ -318,7 +332,7 @@ export class ExternalServiceController {
     for (const r of refusals) this.metrics.refused.inc({ reason: r.reason });
     // A literal address the policy refuses rejects the whole object: nothing is written for it.
     const literal = refusals.filter((r) => !r.address.includes(' (from '));
-    if (literal.length > 0) return this.reject(key, source, [], literal, signal);
+    if (literal.length > 0) return this.reject(key, source, [], literal);
 
     this.health.set(
       key,
@@ -383,7 +397,7 @@ export class ExternalServiceController {
           : { type: 'Degraded', status: 'False', reason: 'AllEndpointsReady', message: 'every endpoint is ready' },
         refusals.length > 0 ? { type: 'Rejected', status: 'True', reason: refusals[0]?.reason ?? 'AddressRefused', message: describeRefusals(refusals) } : { type: 'Rejected', status: 'False', reason: 'Accepted', message: 'spec accepted' },
       ];
-      await this.writeStatus(source.es, conditions, { endpoints: `${String(ready)}/${String(endpoints.length)}`, readyEndpoints: ready, totalEndpoints: endpoints.length, addresses }, signal);
+      this.queueStatus(source.es, conditions, { endpoints: `${String(ready)}/${String(endpoints.length)}`, readyEndpoints: ready, totalEndpoints: endpoints.length, addresses });
     }
     return refreshInMs !== undefined ? requeueAfter(Math.max(100, refreshInMs)) : done();
   }
@@ -428,38 +442,55 @@ export class ExternalServiceController {
     return undefined;
   }
 
-  private async writeStatus(es: DeepReadonly<ExternalService>, conditions: ConditionInput[], fields: Record<string, unknown>, signal: AbortSignal): Promise<void> {
-    const now = new Date(this.options.clock.now());
-    const generation = es.metadata.generation;
-    const path = `/apis/portico.dev/v1alpha1/namespaces/${es.metadata.namespace ?? 'default'}/externalservices/${es.metadata.name}`;
-    await patchStatus(
-      this.options.client,
-      path,
-      es as unknown as ExternalService & { status?: Record<string, unknown> },
-      (o) => {
-        let list: Condition[] | undefined = o.status?.conditions;
-        for (const c of conditions) list = setCondition(list, c, now, generation);
-        return { ...fields, observedGeneration: generation, conditions: list };
-      },
-      signal,
-    );
+  /**
+   * Status goes through its own queue: slice writes (what clients route by) are not held up
+   * behind status writes when many ExternalServices change at once. The latest status computed
+   * for a key wins; it is written against the freshest cached object.
+   */
+  private queueStatus(es: DeepReadonly<ExternalService>, conditions: ConditionInput[], fields: Record<string, unknown>): void {
+    const key = objectKey(es);
+    this.pendingStatus.set(key, { uid: es.metadata.uid, generation: es.metadata.generation, conditions, fields });
+    this.statusQueue.add(key);
   }
 
-  private async reject(key: string, source: Source, problems: readonly SpecProblem[], refusals: readonly Refusal[], signal: AbortSignal): Promise<Outcome> {
+  private async writeStatus(key: string, signal: AbortSignal): Promise<Outcome> {
+    const pending = this.pendingStatus.get(key);
+    this.pendingStatus.delete(key);
+    const es = this.options.externalServices.get(key);
+    if (!pending || !es || es.metadata.uid !== pending.uid || es.metadata.deletionTimestamp) return done();
+    const now = new Date(this.options.clock.now());
+    const path = `/apis/portico.dev/v1alpha1/namespaces/${es.metadata.namespace ?? 'default'}/externalservices/${es.metadata.name}`;
+    try {
+      await patchStatus(
+        this.options.client,
+        path,
+        es as ExternalService & { status?: Record<string, unknown> },
+        (o) => {
+          let list: Condition[] | undefined = o.status?.conditions;
+          for (const c of pending.conditions) list = setCondition(list, c, now, pending.generation);
+          return { ...pending.fields, observedGeneration: pending.generation, conditions: list };
+        },
+        signal,
+      );
+    } catch (error) {
+      if (isKubeError(error, 404) || signal.aborted) return done();
+      // Unless a newer status is waiting, try this one again.
+      if (!this.pendingStatus.has(key)) this.pendingStatus.set(key, pending);
+      return retry(error);
+    }
+    return done();
+  }
+
+  private reject(key: string, source: Source, problems: readonly SpecProblem[], refusals: readonly Refusal[]): Outcome {
     const message = boundedMessage(refusals.length > 0 ? describeRefusals(refusals) : boundedList(problems.map((p) => `${p.field}: ${p.message}`)));
     const reason = refusals[0]?.reason ?? 'InvalidSpec';
     this.health.forget(key);
     if (source.kind === 'externalService') {
       const before = source.es.status?.conditions?.find((c) => c.type === 'Rejected');
-      await this.writeStatus(
-        source.es,
-        [
-          { type: 'Rejected', status: 'True', reason, message },
-          { type: 'Ready', status: 'False', reason: 'Rejected', message: 'nothing published: the spec was rejected' },
-        ],
-        {},
-        signal,
-      );
+      this.queueStatus(source.es, [
+        { type: 'Rejected', status: 'True', reason, message },
+        { type: 'Ready', status: 'False', reason: 'Rejected', message: 'nothing published: the spec was rejected' },
+      ], {});
       if (before?.status !== 'True' || before.message !== message) this.event(source, 'Warning', 'Rejected', message);
     } else {
       this.event(source, 'Warning', 'Rejected', message);
