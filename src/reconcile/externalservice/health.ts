@@ -159,8 +159,11 @@ export class HealthMonitor {
       this.options.logger?.info({ key: w.key, address: w.target.address, status: w.state.status }, 'endpoint health changed');
       this.options.onChange(w.key, isReady(w.state));
     }
-    // Interval from probe start to probe start, as load balancers count it.
-    this.schedule(w, Math.max(0, w.settings.intervalMs - (this.options.clock.now() - started)));
+    // Interval from probe start to probe start, as load balancers count it. While a change is
+    // being confirmed (a result against the current status), the next probe comes sooner, as
+    // HAProxy's fastinter and Envoy's edge intervals do: thresholds still count consecutive
+    // results, they are just gathered faster.
+    this.schedule(w, Math.max(0, edgeOrInterval(w) - (this.options.clock.now() - started)));
   }
 
   private async acquire(): Promise<void> {
@@ -176,6 +179,11 @@ export class HealthMonitor {
     if (next) next();
     else this.active--;
   }
+}
+
+/** A quarter of the interval (never shorter than the timeout) while a change is being confirmed. */
+export function edgeOrInterval(w: { state: HealthState; settings: HealthSettings }): number {
+  return w.state.streak > 0 ? Math.max(w.settings.timeoutMs, Math.floor(w.settings.intervalMs / 4)) : w.settings.intervalMs;
 }
 
 function sameSettings(a: HealthSettings, b: HealthSettings): boolean {

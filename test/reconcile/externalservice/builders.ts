@@ -27,4 +27,4 @@ export function ep(address: string, ready = true, extra: Partial<PublishedEndpoi
   return { address, ready, ...extra };
 }
 
-export const HEALTH: HealthSettings = { protocol: 'TCP', port: 80, path: '/', expectedCodes: [[200, 399]], intervalMs: 1000, timeoutMs: 500, healthyThreshold: 2, unhealthyThreshold: 3 };
+export const HEALTH: HealthSettings = { protocol: 'TCP', port: 80, path: '/', expectedCodes: [[200, 399]], intervalMs: 1000, timeoutMs: 200, healthyThreshold: 2, unhealthyThreshold: 3 };

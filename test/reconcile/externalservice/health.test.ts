@@ -46,7 +46,7 @@ class ScriptedProber implements Prober {
 }
 
 describe('HealthMonitor', () => {
-  it('flips an address not ready within interval x threshold and back, telling which key changed', async () => {
+  it('flips an address not ready within interval x threshold and back, confirming a change at a quarter of the interval', async () => {
     const clock = new FakeClock();
     const prober = new ScriptedProber();
     const changed: string[] = [];
@@ -54,17 +54,42 @@ describe('HealthMonitor', () => {
     monitor.set('team/db', HEALTH, [{ address: '198.51.100.1' }, { address: '198.51.100.2' }]);
     await clock.advance(0);
     expect(monitor.ready('team/db', '198.51.100.1')).toBe(true);
+    const probesBefore = prober.probes;
     prober.up.set('198.51.100.1', false);
-    await clock.advance(HEALTH.intervalMs * 2);
+    // First failure at the next interval; the two confirming ones follow every interval / 4.
+    await clock.advance(HEALTH.intervalMs + HEALTH.intervalMs / 4);
     expect(monitor.ready('team/db', '198.51.100.1')).toBe(true);
-    await clock.advance(HEALTH.intervalMs);
+    await clock.advance(HEALTH.intervalMs / 4);
     expect(monitor.ready('team/db', '198.51.100.1')).toBe(false);
+    expect(clock.now() - 1_000_000).toBeLessThanOrEqual(HEALTH.intervalMs * HEALTH.unhealthyThreshold);
     expect(monitor.ready('team/db', '198.51.100.2')).toBe(true);
     expect(changed).toEqual(['team/db']);
+    // Confirmed: back to the normal interval (one probe per address per interval).
+    const probesAtChange = prober.probes;
+    await clock.advance(HEALTH.intervalMs);
+    expect(prober.probes - probesAtChange).toBe(2);
+    expect(probesAtChange - probesBefore).toBe(2 + 2); // both at the interval, then two confirmations
     prober.up.set('198.51.100.1', true);
-    await clock.advance(HEALTH.intervalMs * HEALTH.healthyThreshold);
+    await clock.advance(HEALTH.intervalMs + HEALTH.intervalMs / 4);
     expect(monitor.ready('team/db', '198.51.100.1')).toBe(true);
     expect(changed).toEqual(['team/db', 'team/db']);
+    monitor.stop();
+  });
+
+  it('returns to the normal interval when a change is not confirmed', async () => {
+    const clock = new FakeClock();
+    const prober = new ScriptedProber();
+    const monitor = new HealthMonitor({ prober, clock, concurrency: 4, onChange: () => undefined, random: () => 0 });
+    monitor.set('k', HEALTH, [{ address: '198.51.100.1' }]);
+    await clock.advance(0);
+    prober.up.set('198.51.100.1', false);
+    await clock.advance(HEALTH.intervalMs); // one failure
+    prober.up.set('198.51.100.1', true);
+    await clock.advance(HEALTH.intervalMs / 4); // a success ends the streak
+    const probes = prober.probes;
+    await clock.advance(HEALTH.intervalMs - 1);
+    expect(prober.probes).toBe(probes);
+    expect(monitor.ready('k', '198.51.100.1')).toBe(true);
     monitor.stop();
   });
 
