@@ -33,8 +33,8 @@ export const SERVICES_PATH = '/api/v1/services';
 export const ENDPOINT_SLICES_PATH = '/apis/discovery.k8s.io/v1/endpointslices';
 export const ENDPOINTS_PATH = '/api/v1/endpoints';
 export const SERVICE_CIDRS_PATH = '/apis/networking.k8s.io/v1/servicecidrs';
-/** Reconciles are a few small writes each, so more run at once than LoadBalancer ones. */
-export const DEFAULT_WORKERS = 8;
+/** Reconciles are a few small writes each, so more run at once than LoadBalancer ones (bench/README.md). */
+export const DEFAULT_WORKERS = 16;
 /**
  * Probes in flight at once. A probe of a dead host holds its slot for the whole timeout, so
  * this must cover targets x timeout / interval, or healthy probes queue behind dead ones.
