@@ -12,9 +12,11 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/**/*.api.test.ts', 'test/**/*.net.test.ts'],
+          exclude: ['test/**/*.api.test.ts', 'test/**/*.net.test.ts', 'test/**/*.moto.test.ts'],
         },
       },
+      // Against moto (the AWS emulator hack/moto.mjs installs); each file starts its own server.
+      { test: { name: 'moto', include: ['test/**/*.moto.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
       {
         test: {
           name: 'api',
@@ -23,6 +25,16 @@ export default defineConfig({
           testTimeout: 60_000,
           hookTimeout: 120_000,
           // Files that run a controller watch the whole cluster: run files one at a time.
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'net',
+          include: ['test/**/*.net.test.ts'],
+          globalSetup: ['test/global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 180_000,
           fileParallelism: false,
         },
       },

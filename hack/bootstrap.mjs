@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureMoto } from './moto.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const step = (msg) => process.stderr.write(`[bootstrap] ${msg}\n`);
@@ -39,4 +40,6 @@ for (const tool of ['go', 'openssl']) {
 }
 step('control plane: building or reusing cached etcd / kube-apiserver / kube-controller-manager ...');
 run('bash', [join(root, 'hack', 'build-control-plane.sh')]);
+ensureMoto();
+run('bash', [join(root, 'hack', 'net-tools.sh')]);
 run('bash', [join(root, 'hack', 'install-dnsmasq.sh')]);

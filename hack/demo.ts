@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import type { V1Service } from '@kubernetes/client-node';
 import type { LevelWithSilent } from 'pino';
 import { startControlPlane } from './control-plane.js';
+import { startAwsDemo, type AwsDemo } from './demo-aws.js';
 import type { AddressPool } from '../src/api/address-pool.js';
 import { renderCrdFiles } from '../src/api/render.js';
 import { parseControllerFlags } from '../src/cmd/config.js';
@@ -52,7 +53,9 @@ export function serviceTable(services: readonly V1Service[], now: Date): string 
 export async function runDemo(args: string[]): Promise<void> {
   const once = args.includes('--once');
   const logLevel = (args.find((a) => a.startsWith('--log-level='))?.slice('--log-level='.length) ?? 'warn') as LevelWithSilent;
-  say('Portico demo: local control plane + controller (bare-metal provider) + seed examples');
+  const aws = args.includes('--provider=aws');
+  say(`Portico demo: local control plane + controller (${aws ? 'AWS NLB provider on moto' : 'bare-metal provider'}) + seed examples`);
+  let awsDemo: AwsDemo | undefined;
   const controlPlane = await startControlPlane({ log: (line) => say(line) });
   say(`[demo] kubeconfig: ${controlPlane.kubeconfigPath}${once ? ' (removed again at the end: --once)' : ''}`);
   const shutdown = new AbortController();
@@ -61,6 +64,7 @@ export async function runDemo(args: string[]): Promise<void> {
     if (cleaned) return;
     cleaned = true;
     shutdown.abort();
+    await awsDemo?.stop();
     await controlPlane.stop();
   };
   process.once('SIGINT', () => {
@@ -76,15 +80,19 @@ export async function runDemo(args: string[]): Promise<void> {
       await client.request('GET', '/apis/portico.dev/v1alpha1/addresspools');
       return true;
     }, 'the AddressPool CRD to be served');
-    await applyYaml(client, await readFile(join(root, 'examples', 'l2', 'address-pool.yaml'), 'utf8'));
-    say('[demo] AddressPool default: 203.0.113.10-203.0.113.30, 2001:db8:cafe::10-2001:db8:cafe::30');
+    if (aws) {
+      awsDemo = await startAwsDemo(client, say);
+    } else {
+      await applyYaml(client, await readFile(join(root, 'examples', 'l2', 'address-pool.yaml'), 'utf8'));
+      say('[demo] AddressPool default: 203.0.113.10-203.0.113.30, 2001:db8:cafe::10-2001:db8:cafe::30');
+    }
 
     // The demo's controller takes the same Lease as a deployed one: a second controller started
     // beside it (`npm run portico -- controller --leader-elect`) waits instead of fighting.
     await client.request('POST', '/api/v1/namespaces', { body: { metadata: { name: 'portico-system' } } }).catch(() => undefined);
     const config = parseControllerFlags([
       `--kubeconfig=${controlPlane.kubeconfigPath}`,
-      '--default-class=portico.dev/l2',
+      ...(awsDemo?.flags ?? ['--default-class=portico.dev/l2']),
       '--leader-elect',
       '--leader-elect-identity=portico-demo',
       '--metrics-addr=127.0.0.1:0',
@@ -109,21 +117,23 @@ export async function runDemo(args: string[]): Promise<void> {
     say('');
     say('$ kubectl get svc');
     say(serviceTable(list.items, new Date()));
-    // Pool status is written shortly after allocations (debounced).
-    let pool: AddressPool | undefined;
-    await waitFor(async () => {
-      pool = await client.request<AddressPool>('GET', '/apis/portico.dev/v1alpha1/addresspools/default');
-      return (pool.status?.assignedIPv4 ?? 0) > 0 ? true : undefined;
-    }, 'the AddressPool status');
-    say('');
-    say(`AddressPool default: ${String(pool?.status?.assignedIPv4 ?? 0)} IPv4 assigned, ${String(pool?.status?.availableIPv4 ?? 0)} available`);
+    if (!awsDemo) {
+      // Pool status is written shortly after allocations (debounced).
+      let pool: AddressPool | undefined;
+      await waitFor(async () => {
+        pool = await client.request<AddressPool>('GET', '/apis/portico.dev/v1alpha1/addresspools/default');
+        return (pool.status?.assignedIPv4 ?? 0) > 0 ? true : undefined;
+      }, 'the AddressPool status');
+      say('');
+      say(`AddressPool default: ${String(pool?.status?.assignedIPv4 ?? 0)} IPv4 assigned, ${String(pool?.status?.availableIPv4 ?? 0)} available`);
+    }
     // Events are written in the background: give them a moment.
     type EventItem = { type: string; reason: string; message: string; involvedObject: { name: string } };
     let events: EventItem[] = [];
     await waitFor(async () => {
       const list = await client.request<{ items: EventItem[] }>('GET', '/api/v1/namespaces/default/events');
       events = list.items.filter((item) => item.involvedObject.name === 'nginx-lb');
-      return events.some((e) => e.reason === 'EnsuredLoadBalancer') && events.some((e) => e.reason === 'IPAllocated') ? true : undefined;
+      return events.some((e) => e.reason === 'EnsuredLoadBalancer') && (awsDemo !== undefined || events.some((e) => e.reason === 'IPAllocated')) ? true : undefined;
     }, 'the Events of nginx-lb', 10_000).catch(() => undefined);
     say('');
     say('Events for nginx-lb:');
@@ -137,7 +147,12 @@ export async function runDemo(args: string[]): Promise<void> {
     say(`Kubernetes ${controlPlane.version} is running with Portico. With kubectl installed, try:`);
     say(`  export KUBECONFIG=${controlPlane.kubeconfigPath}`);
     say('  kubectl get svc -o wide; kubectl describe svc nginx-lb; kubectl get addresspools');
-    say('  kubectl apply -f examples/l2/shared-ip.yaml   # two Services sharing one address');
+    if (awsDemo) {
+      say('What the AWS provider created, with the AWS CLI (or any SDK) pointed at moto:');
+      for (const hint of awsDemo.hints) say(hint);
+    } else {
+      say('  kubectl apply -f examples/l2/shared-ip.yaml   # two Services sharing one address');
+    }
     say('Press Ctrl-C to stop and clean up.');
     await controller.done;
   } catch (error) {

@@ -6,6 +6,8 @@ import { packageVersion } from './paths.js';
 
 const USAGE = `Usage:
   portico controller [flags]   reconcile LoadBalancer Services (docs/controller.md)
+  portico release --all        release every balancer and remove Portico's finalizers (docs/uninstall.md)
+  portico speaker [flags]      answer ARP/NDP for load-balancer addresses (docs/speaker.md)
   portico version              print the version (also --version)
 
 `;
@@ -39,6 +41,10 @@ async function main(argv: string[]): Promise<number> {
       // Lost leadership (not a requested stop): exit non-zero so the pod restarts fresh.
       return outcome === 'lost' && !shutdown.signal.aborted ? 1 : 0;
     }
+    case 'release':
+      return (await import('./cmd/release.js')).runRelease(rest, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) });
+    case 'speaker':
+      return (await import('./cmd/speaker.js')).runSpeaker(rest);
     case 'version':
     case '--version':
       process.stdout.write(`portico ${packageVersion()}\n`);

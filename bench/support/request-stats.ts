@@ -55,8 +55,10 @@ function record(userAgent: string, key: string, error: unknown, started: number)
   }
 }
 
+/** The product part of the user agent: `portico-controller/0.1.0 (identity)` counts as `portico-controller`. */
 function agentOf(client: RestClient): string {
-  return (client as unknown as { userAgent?: string }).userAgent ?? 'unknown';
+  const agent = (client as unknown as { userAgent?: string }).userAgent ?? 'unknown';
+  return agent.split('/')[0] ?? agent;
 }
 
 /** Installs the wrapper once; idempotent. */

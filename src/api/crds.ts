@@ -1,6 +1,9 @@
 /**
  * The CustomResourceDefinitions Portico installs, built here so that the manifests in
  * deploy/crds/ are generated from one source (`npm run generate`) and a test keeps them equal.
+ * Every field has a description (`kubectl explain`), and what the API server can check at
+ * apply time it checks here (CEL rules, formats), so a typo fails on `kubectl apply` instead of
+ * showing only as `Ready=False` later. The controller still validates everything itself.
  */
 import { ADDRESS_POOL_KIND, ADDRESS_POOL_PLURAL } from './address-pool.js';
 import { EXTERNAL_SERVICE_KIND, EXTERNAL_SERVICE_PLURAL } from './external-service.js';
@@ -8,67 +11,151 @@ import { API_GROUP, API_VERSION } from './types.js';
 
 type Schema = Record<string, unknown>;
 
-const labelSelectorSchema: Schema = {
-  type: 'object',
-  description: 'A Kubernetes label selector (matchLabels AND matchExpressions).',
-  properties: {
-    matchLabels: { type: 'object', additionalProperties: { type: 'string' } },
-    matchExpressions: {
-      type: 'array',
-      maxItems: 32,
-      items: {
-        type: 'object',
-        required: ['key', 'operator'],
-        properties: {
-          key: { type: 'string', maxLength: 317 },
-          operator: { type: 'string', enum: ['In', 'NotIn', 'Exists', 'DoesNotExist'] },
-          values: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 63 } },
+interface Rule {
+  rule: string;
+  message?: string;
+  messageExpression?: string;
+  reason?: 'FieldValueInvalid' | 'FieldValueRequired' | 'FieldValueForbidden' | 'FieldValueDuplicate';
+}
+
+/** Up to 64 characters of `self`, for messages that quote the entry. */
+const quoted = "'\"' + (size(self) > 64 ? self.substring(0, 64) + '...' : self) + '\"'";
+
+/** `'/0'` to `'/128'`: CEL's `string(int)` has no size bound, so the cost estimator would refuse it. */
+const PREFIXES = `[${Array.from({ length: 129 }, (_, i) => `'/${i}'`).join(', ')}]`;
+const first = "self.split('-')[0]";
+const last = "self.split('-')[1]";
+
+/**
+ * A range's first address is not after its last. CEL has no ordering on IP addresses and no
+ * loops, so: the range is reversed when, at the first bit q where the two differ (b is inside
+ * a/q but not a/(q+1)), the first address has a 1 (the network address of a/q, whose bit q is 0,
+ * is not inside a/(q+1)). The iteration is what limits `addresses` to 64 entries (cost budget).
+ */
+const rangeInOrder = [
+  `!self.contains('-') || self.contains('/') || self.split('-').size() != 2 || !isIP(${first}) || !isIP(${last})`,
+  `ip(${first}).family() != ip(${last}).family() || ip(${first}) == ip(${last})`,
+  `!(ip(${first}).family() == 4 ? lists.range(32) : lists.range(128)).exists(q,` +
+    ` cidr(${first} + ${PREFIXES}[q]).containsIP(${last})` +
+    ` && !cidr(${first} + ${PREFIXES}[q + 1]).containsIP(${last})` +
+    ` && !cidr(${first} + ${PREFIXES}[q + 1]).containsIP(cidr(${first} + ${PREFIXES}[q]).masked().ip()))`,
+].join(' || ');
+
+/** One `spec.addresses` entry. Rules are independent so a typo gets the one message that fits it. */
+const addressEntryRules: Rule[] = [
+  {
+    rule: "self.contains('/') || self.contains('-')",
+    messageExpression: `'entry ' + ${quoted} + ' is neither a CIDR (192.0.2.0/28) nor a range (192.0.2.10-192.0.2.20); a single address is written 192.0.2.7/32 or 2001:db8::7/128'`,
+  },
+  {
+    rule: "!(self.contains('/') && self.contains('-'))",
+    messageExpression: `'entry ' + ${quoted} + ' mixes a CIDR and a range; write one of them'`,
+  },
+  {
+    rule: "!self.contains('/') || self.contains('-') || isCIDR(self)",
+    messageExpression: `'entry ' + ${quoted} + ' is not a valid CIDR: expected address/prefix-length such as 192.0.2.0/28 or 2001:db8::/120'`,
+  },
+  {
+    rule: "!self.contains('/') || self.contains('-') || !isCIDR(self) || cidr(self) == cidr(self).masked()",
+    messageExpression: `'entry ' + ${quoted} + ' has host bits set: write the network address (192.0.2.0/24, not 192.0.2.5/24)'`,
+  },
+  {
+    rule: "!self.contains('-') || self.contains('/') || (self.split('-').size() == 2 && isIP(self.split('-')[0]) && isIP(self.split('-')[1]))",
+    messageExpression: `'entry ' + ${quoted} + ' is not a valid range: expected first-last with two addresses, such as 192.0.2.10-192.0.2.20'`,
+  },
+  {
+    rule: "!self.contains('-') || self.contains('/') || self.split('-').size() != 2 || !isIP(self.split('-')[0]) || !isIP(self.split('-')[1]) || ip(self.split('-')[0]).family() == ip(self.split('-')[1]).family()",
+    messageExpression: `'range ' + ${quoted} + ' mixes IPv4 and IPv6'`,
+  },
+  { rule: rangeInOrder, messageExpression: `'range ' + ${quoted} + ' is reversed: its first address comes after its last'` },
+];
+
+function selectorSchema(what: string): Schema {
+  return {
+    type: 'object',
+    description: `${what} A label selector: matchLabels and matchExpressions are ANDed; an empty selector matches everything.`,
+    properties: {
+      matchLabels: { type: 'object', description: 'Labels that must all be present with exactly these values.', maxProperties: 64, additionalProperties: { type: 'string', maxLength: 63 } },
+      matchExpressions: {
+        type: 'array',
+        description: 'Requirements that must all hold.',
+        maxItems: 32,
+        items: {
+          type: 'object',
+          description: 'One requirement on one label key.',
+          required: ['key', 'operator'],
+          properties: {
+            key: { type: 'string', description: 'The label key.', minLength: 1, maxLength: 317 },
+            operator: { type: 'string', description: 'In and NotIn compare against values; Exists and DoesNotExist test only the key.', enum: ['In', 'NotIn', 'Exists', 'DoesNotExist'] },
+            values: { type: 'array', description: 'The values for In and NotIn; must be empty for Exists and DoesNotExist.', maxItems: 64, items: { type: 'string', description: 'A label value.', maxLength: 63 } },
+          },
+          'x-kubernetes-validations': [
+            {
+              rule: "self.operator in ['In', 'NotIn'] ? has(self.values) && size(self.values) > 0 : !has(self.values) || size(self.values) == 0",
+              messageExpression: "self.operator in ['In', 'NotIn'] ? 'operator ' + self.operator + ' needs at least one value' : 'operator ' + self.operator + ' takes no values'",
+              reason: 'FieldValueInvalid',
+            },
+          ] satisfies Rule[],
         },
       },
     },
-  },
-  'x-kubernetes-map-type': 'atomic',
-};
+    'x-kubernetes-map-type': 'atomic',
+  };
+}
 
 const conditionsSchema: Schema = {
   type: 'array',
+  description: 'The latest observations of the pool (metav1.Condition). Ready is False, with a reason naming the field, when the pool cannot be used.',
+  maxItems: 16,
   'x-kubernetes-list-type': 'map',
   'x-kubernetes-list-map-keys': ['type'],
   items: {
     type: 'object',
+    description: 'One condition.',
     required: ['type', 'status', 'lastTransitionTime', 'reason', 'message'],
     properties: {
-      type: { type: 'string', maxLength: 316 },
-      status: { type: 'string', enum: ['True', 'False', 'Unknown'] },
-      observedGeneration: { type: 'integer', format: 'int64', minimum: 0 },
-      lastTransitionTime: { type: 'string', format: 'date-time' },
-      reason: { type: 'string', maxLength: 1024 },
-      message: { type: 'string', maxLength: 32768 },
+      type: { type: 'string', description: 'The condition type, such as Ready.', maxLength: 316 },
+      status: { type: 'string', description: 'True, False or Unknown.', enum: ['True', 'False', 'Unknown'] },
+      observedGeneration: { type: 'integer', format: 'int64', minimum: 0, description: 'The metadata.generation this condition was computed from.' },
+      lastTransitionTime: { type: 'string', format: 'date-time', description: 'When status last changed.' },
+      reason: { type: 'string', description: 'A CamelCase machine-readable reason for the status.', maxLength: 1024 },
+      message: { type: 'string', description: 'A human-readable explanation, naming the field at fault.', maxLength: 32768 },
     },
   },
 };
+
+const counter = (what: string): Schema => ({ type: 'integer', format: 'int64', minimum: 0, description: what });
 
 const addressPoolSchema: Schema = {
   type: 'object',
   description: 'A pool of addresses the bare-metal provider (portico.dev/l2) assigns to LoadBalancer Services and announces with ARP/NDP.',
   required: ['spec'],
   properties: {
-    apiVersion: { type: 'string' },
-    kind: { type: 'string' },
+    apiVersion: { type: 'string', description: 'The versioned schema of this object: portico.dev/v1alpha1.' },
+    kind: { type: 'string', description: 'The REST resource this object represents: AddressPool.' },
     metadata: { type: 'object' },
     spec: {
       type: 'object',
+      description: 'Which addresses the pool holds, who may get them and how they are announced.',
       required: ['addresses'],
       properties: {
         addresses: {
           type: 'array',
           minItems: 1,
-          maxItems: 256,
-          description: 'CIDRs (192.0.2.0/28, 2001:db8::/120) and inclusive ranges (192.0.2.10-192.0.2.20), IPv4 and IPv6.',
-          items: { type: 'string', minLength: 3, maxLength: 100 },
+          maxItems: 64,
+          'x-kubernetes-list-type': 'set',
+          description: 'CIDRs (192.0.2.0/28, 2001:db8::/120) and inclusive ranges (192.0.2.10-192.0.2.20), IPv4 and IPv6. A single address is a /32 or /128.',
+          items: {
+            type: 'string',
+            description: 'One CIDR without host bits, or one range first-last (same family, first not after last).',
+            minLength: 3,
+            maxLength: 100,
+            pattern: '^[0-9A-Fa-f.:/-]+$',
+            'x-kubernetes-validations': addressEntryRules,
+          },
         },
         autoAssign: { type: 'boolean', default: true, description: 'When false, only Services that name this pool or request one of its addresses get an address from it.' },
-        avoidBuggyIPs: { type: 'boolean', default: false, description: 'Skip IPv4 addresses ending in .0 and .255.' },
+        avoidBuggyIPs: { type: 'boolean', default: false, description: 'Skip IPv4 addresses ending in .0 and .255, which some clients treat as broadcast.' },
         allowSpecialAddresses: {
           type: 'boolean',
           default: false,
@@ -76,11 +163,18 @@ const addressPoolSchema: Schema = {
         },
         allocation: {
           type: 'object',
+          description: 'Which Services may get addresses from this pool, and in which order pools are tried.',
           properties: {
             priority: { type: 'integer', minimum: 0, maximum: 1_000_000, description: 'Lower is tried first; pools without a priority come last.' },
-            namespaces: { type: 'array', maxItems: 256, items: { type: 'string', maxLength: 63 } },
-            namespaceSelector: labelSelectorSchema,
-            serviceSelector: labelSelectorSchema,
+            namespaces: {
+              type: 'array',
+              description: 'Only Services in these namespaces may get addresses from this pool.',
+              maxItems: 256,
+              'x-kubernetes-list-type': 'set',
+              items: { type: 'string', description: 'A namespace name.', maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' },
+            },
+            namespaceSelector: selectorSchema('Only Services in namespaces matching this selector may get addresses from this pool.'),
+            serviceSelector: selectorSchema('Only Services matching this selector may get addresses from this pool.'),
             crossNamespaceSharing: { type: 'boolean', default: false, description: 'Let Services in different namespaces share an address with the same portico.dev/allow-shared-ip key. Off: sharing keys are scoped to a namespace.' },
           },
         },
@@ -88,20 +182,27 @@ const addressPoolSchema: Schema = {
           type: 'object',
           description: 'How the speaker announces this pool.',
           properties: {
-            interfaces: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 15 } },
-            nodeSelector: labelSelectorSchema,
+            interfaces: {
+              type: 'array',
+              description: 'Announce only on these node interfaces; empty means every interface.',
+              maxItems: 64,
+              'x-kubernetes-list-type': 'set',
+              items: { type: 'string', description: 'A network interface name, such as eth0.', minLength: 1, maxLength: 15, pattern: '^[^\\s/:]+$' },
+            },
+            nodeSelector: selectorSchema('Only nodes matching this selector may announce this pool\'s addresses.'),
           },
         },
       },
     },
     status: {
       type: 'object',
+      description: 'What the controller observed; written by the controller only.',
       properties: {
-        assignedIPv4: { type: 'integer', format: 'int64' },
-        assignedIPv6: { type: 'integer', format: 'int64' },
-        availableIPv4: { type: 'integer', format: 'int64' },
-        availableIPv6: { type: 'integer', format: 'int64' },
-        observedGeneration: { type: 'integer', format: 'int64' },
+        assignedIPv4: counter('IPv4 addresses of this pool assigned to Services.'),
+        assignedIPv6: counter('IPv6 addresses of this pool assigned to Services.'),
+        availableIPv4: counter('IPv4 addresses of this pool still free.'),
+        availableIPv6: counter('IPv6 addresses of this pool still free, capped at 2^53-1 for very large pools.'),
+        observedGeneration: counter('The metadata.generation the counters and conditions were computed from.'),
         conditions: conditionsSchema,
         lastValidSpec: { type: 'string', maxLength: 65536, description: 'The last valid spec (JSON), kept while the current one is invalid so that a new leader takes no address away.' },
       },
@@ -131,6 +232,8 @@ export function addressPoolCrd(): Record<string, unknown> {
             { name: 'Free-v4', type: 'integer', jsonPath: '.status.availableIPv4' },
             { name: 'Assigned-v6', type: 'integer', jsonPath: '.status.assignedIPv6', priority: 1 },
             { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+            // `kubectl get apool -o wide` says why a pool is not Ready.
+            { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
           schema: { openAPIV3Schema: addressPoolSchema },

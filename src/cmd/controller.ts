@@ -2,6 +2,7 @@
  * `portico controller`: builds the client, informers, providers and controllers from one
  * Config, serves /healthz, /readyz and /metrics, and reconciles only while it leads.
  */
+import { setMaxListeners } from 'node:events';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,8 @@ import { systemClock, type Clock } from '../kube/clock.js';
 import { EventRecorder } from '../kube/events.js';
 import { GuardedClient } from '../kube/guarded-client.js';
 import { serve } from '../kube/http-server.js';
-import { leaderElectionHealthy, LeaderElector, restLeaseStore } from '../kube/leader-election.js';
+import { leaderElectionHealthy, LeaderElector } from '../kube/leader-election/elector.js';
+import { restLeaseStore } from '../kube/leader-election/lease-store.js';
 import { createLogger } from '../kube/logger.js';
 import { RestClient, type KubeClient } from '../kube/rest.js';
 import { SharedInformers } from '../kube/shared-informers.js';
@@ -22,6 +24,7 @@ import { PROVIDER_MODULES } from '../providers/registry.js';
 import { createExternalServiceModule } from '../reconcile/externalservice/controller.js';
 import { createLoadBalancerModule } from '../reconcile/loadbalancer/controller.js';
 import type { ControllerModule, ModuleDeps } from '../reconcile/module.js';
+import { packageVersion } from '../paths.js';
 import { ConfigError, parseListenAddress, type ControllerConfig } from './config.js';
 
 export const COMPONENT = 'portico-controller';
@@ -74,7 +77,9 @@ interface TermOptions {
  */
 async function runTerm(options: TermOptions, signal: AbortSignal): Promise<void> {
   const { config, client, registry, logger, clock } = options;
-  const events = new EventRecorder(client, COMPONENT, { clock, logger: logger.child({ component: 'events' }), registry });
+  // Every informer, worker and in-flight call of the term listens on this one signal.
+  setMaxListeners(1_000, signal);
+  const events = new EventRecorder(client, COMPONENT, { clock, logger: logger.child({ subsystem: 'events' }), registry });
   options.onEvents?.(events);
   const informers = new SharedInformers(client, { clock, logger, registry });
   const providers = new Map<ProviderClass, LoadBalancerProvider>();
@@ -122,7 +127,8 @@ export async function startController(config: ControllerConfig, signal: AbortSig
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config.logLevel);
   const kc = loadKubeConfig(config.kubeconfig);
-  const client = new RestClient(kc, COMPONENT);
+  // The identity in the user agent attributes every request in the API server's audit log.
+  const client = new RestClient(kc, `${COMPONENT}/${packageVersion()} (${config.identity})`);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
@@ -134,11 +140,21 @@ export async function startController(config: ControllerConfig, signal: AbortSig
   const ready = { informersSynced: () => synced || (electorRef.current !== undefined && !electorRef.current.isLeader()) };
   const metricsAddress = parseListenAddress(config.metricsAddr);
   const healthAddress = parseListenAddress(config.healthAddr);
+  // A busy port is a configuration problem: name the flag, not a stack trace.
+  const listen = async (flag: string, value: string, options: Parameters<typeof serve>[0]): Promise<void> => {
+    try {
+      servers.push(await serve(options));
+    } catch (error) {
+      for (const server of servers) server.close();
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new ConfigError(`${flag}=${value}: cannot listen (${code === 'EADDRINUSE' ? 'address already in use' : code === 'EACCES' ? 'permission denied' : (error as Error).message}); choose another address, or 0 to disable`);
+    }
+  };
   if (metricsAddress && healthAddress && metricsAddress.port === healthAddress.port) {
-    servers.push(await serve({ ...healthAddress, health, ready, registry }));
+    await listen('--metrics-addr', config.metricsAddr, { ...healthAddress, health, ready, registry });
   } else {
-    if (metricsAddress) servers.push(await serve({ ...metricsAddress, registry }));
-    if (healthAddress) servers.push(await serve({ ...healthAddress, health, ready }));
+    if (metricsAddress) await listen('--metrics-addr', config.metricsAddr, { ...metricsAddress, registry });
+    if (healthAddress) await listen('--health-addr', config.healthAddr, { ...healthAddress, health, ready });
   }
   const closeServers = (): void => {
     for (const server of servers) server.close();
@@ -199,7 +215,7 @@ export async function startController(config: ControllerConfig, signal: AbortSig
       },
       onNewLeader: (identity) => logger.info({ leader: identity }, 'leader observed'),
     },
-    logger.child({ component: 'leader-election' }),
+    logger.child({ subsystem: 'leader-election' }),
   );
   electorRef.current = elector;
   const done = elector.run(signal).then(async (outcome) => {

@@ -2,7 +2,7 @@
  * Server-side apply of plain manifests, for the demo, the tests and `deploy/`. Knows the
  * resource paths of the kinds Portico ships or touches; anything else is an error, not a guess.
  */
-import { loadAllYaml } from '@kubernetes/client-node';
+import { parseAllDocuments, type Tags } from 'yaml';
 import type { KubeClient } from './rest.js';
 
 export interface Manifest {
@@ -30,6 +30,8 @@ const RESOURCES: Record<string, { plural: string; namespaced: boolean }> = {
   'coordination.k8s.io/v1/Lease': { plural: 'leases', namespaced: true },
   'portico.dev/v1alpha1/AddressPool': { plural: 'addresspools', namespaced: false },
   'portico.dev/v1alpha1/ExternalService': { plural: 'externalservices', namespaced: true },
+  // The Helm chart's optional Prometheus Operator object (metrics.serviceMonitor.enabled).
+  'monitoring.coreos.com/v1/ServiceMonitor': { plural: 'servicemonitors', namespaced: true },
 };
 
 /** The REST path of one object (`namespace` fills in for manifests that name none). */
@@ -41,8 +43,37 @@ export function objectPath(manifest: Pick<Manifest, 'apiVersion' | 'kind' | 'met
   return `${prefix}${ns}/${resource.plural}/${manifest.metadata.name}`;
 }
 
+/** Thrown for text that is not YAML; names the line. */
+export class ManifestParseError extends Error {
+  override readonly name = 'ManifestParseError';
+}
+
+/**
+ * Read YAML as kubectl does (YAML 1.1: `on`/`yes` are booleans) but keep `1:20` and
+ * `2024-01-01` strings, as the API server's reader does (no sexagesimal numbers, no timestamps).
+ */
+const YAML_OPTIONS = {
+  version: '1.1',
+  merge: false,
+  uniqueKeys: true,
+  customTags: (tags: Tags): Tags => tags.filter((tag) => typeof tag === 'string' || (tag.format !== 'TIME' && tag.tag !== 'tag:yaml.org,2002:timestamp')),
+} as const;
+
+/**
+ * Every object in a multi-document YAML text, keys kept exactly as written (client-node's
+ * loadAllYaml maps documents onto its model classes and renames a schema's `default` to
+ * `_default`). Empty documents and non-objects are skipped.
+ */
 export function parseManifests(yamlText: string): Manifest[] {
-  return loadAllYaml(yamlText).filter((doc): doc is Manifest => doc !== null && typeof doc === 'object' && 'kind' in doc);
+  const docs = parseAllDocuments(yamlText, YAML_OPTIONS);
+  const manifests: Manifest[] = [];
+  for (const doc of Array.isArray(docs) ? docs : []) {
+    const [error] = doc.errors;
+    if (error) throw new ManifestParseError(`invalid YAML: ${error.message.split('\n')[0] ?? ''}`);
+    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    if (value !== null && typeof value === 'object' && !Array.isArray(value) && 'kind' in value) manifests.push(value as Manifest);
+  }
+  return manifests;
 }
 
 export async function applyManifest<T = Manifest>(client: KubeClient, manifest: Manifest, namespace = 'default', fieldManager = 'portico'): Promise<T> {

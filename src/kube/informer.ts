@@ -28,7 +28,7 @@ export interface Cache<T> {
   waitForSync(signal?: AbortSignal): Promise<boolean>;
 }
 
-export interface InformerOptions {
+export interface InformerOptions<T extends KubeObject = KubeObject> {
   /** Collection path, e.g. `/api/v1/services` or `/apis/portico.dev/v1alpha1/addresspools`. */
   path: string;
   labelSelector?: string;
@@ -42,6 +42,18 @@ export interface InformerOptions {
   logger?: Logger;
   /** Told when a watch opens (true) and closes (false), for the open-watch gauge. */
   onWatch?: (open: boolean) => void;
+  /**
+   * Applied to every object before it is cached (client-go's TransformFunc): drop what no
+   * consumer reads. The object is freshly parsed and owned by the informer.
+   */
+  transform?: (object: T) => T;
+}
+
+/** The default transform: managedFields are often the largest part of an object and nobody here reads them. */
+export function dropManagedFields<T extends KubeObject>(object: T): T {
+  const metadata = object.metadata as { managedFields?: unknown } | undefined;
+  if (metadata?.managedFields !== undefined) delete metadata.managedFields;
+  return object;
 }
 
 /** Watches are recycled by the server within 5-10 minutes (jittered, as client-go does). */
@@ -80,7 +92,7 @@ export class Informer<T extends KubeObject> implements Cache<T> {
 
   constructor(
     private readonly client: KubeClient,
-    private readonly options: InformerOptions,
+    private readonly options: InformerOptions<T>,
   ) {
     this.clock = options.clock ?? systemClock;
   }
@@ -185,7 +197,8 @@ export class Informer<T extends KubeObject> implements Cache<T> {
         }
         throw error;
       }
-      items.push(...(page.items ?? []));
+      const transform = this.options.transform ?? dropManagedFields;
+      for (const item of page.items ?? []) items.push(transform(item));
       continueToken = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
     } while (continueToken);
@@ -286,7 +299,7 @@ export class Informer<T extends KubeObject> implements Cache<T> {
     switch (event.type) {
       case 'ADDED':
       case 'MODIFIED':
-        this.upsert(objectKey(event.object), event.object);
+        this.upsert(objectKey(event.object), (this.options.transform ?? dropManagedFields)(event.object));
         break;
       case 'DELETED': {
         const key = objectKey(event.object);

@@ -77,3 +77,25 @@ describe('parseListenAddress', () => {
     expect(() => parseListenAddress(addr)).toThrow(ConfigError);
   });
 });
+
+describe('portico controller on a busy port', () => {
+  it('names the flag instead of printing a stack', async () => {
+    const { createServer } = await import('node:net');
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const address = busy.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const { startController } = await import('../../src/cmd/controller.js');
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const kubeconfig = `${await mkdtemp(`${tmpdir()}/portico-kc-`)}/kubeconfig`;
+    // Never contacted: the busy port stops it first.
+    await writeFile(kubeconfig, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]\nusers: [{name: u, user: {token: x}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n');
+    const config = parseControllerFlags([`--metrics-addr=127.0.0.1:${String(port)}`, '--health-addr=0', `--kubeconfig=${kubeconfig}`], {});
+    try {
+      await expect(startController(config, new AbortController().signal)).rejects.toThrow(`--metrics-addr=127.0.0.1:${String(port)}: cannot listen (address already in use)`);
+    } finally {
+      busy.close();
+    }
+  });
+});

@@ -1,6 +1,6 @@
 import { V1Lease, V1LeaseSpec, V1MicroTime, V1ObjectMeta } from '@kubernetes/client-node';
-import { LeaseConflictError } from '../../src/kube/leader-election.js';
-import type { LeaseStore } from '../../src/kube/leader-election.js';
+import { LeaseConflictError } from '../../src/kube/leader-election/lease-store.js';
+import type { LeaseStore } from '../../src/kube/leader-election/lease-store.js';
 
 export type LeaseOp = 'get' | 'create' | 'replace';
 

@@ -46,7 +46,7 @@ describe('local control plane', () => {
 
   it('mirrors the seed manual Endpoints of a selectorless Service into an EndpointSlice', async () => {
     await applyYaml(client, await readExample('seed/db-external-endpoints.yaml'), ns.name);
-    const slice = await eventually(async () => (await slicesFor('db')).find((s) => s.endpoints?.some((e) => e.addresses.includes('203.0.113.10'))), 'a mirrored EndpointSlice for db');
+    const slice = await eventually(async () => (await slicesFor('db')).find((s) => s.endpoints?.some((e) => e.addresses.includes('192.0.2.10'))), 'a mirrored EndpointSlice for db');
     expect(slice.metadata.labels?.['endpointslice.kubernetes.io/managed-by']).toBe('endpointslicemirroring-controller.k8s.io');
     expect(slice.ports?.[0]?.port).toBe(3306);
   });

@@ -3,15 +3,13 @@
  * leader is replaced once its lease expires; a clean shutdown hands over without waiting for
  * expiry. The processes also serve /healthz, /readyz and /metrics.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { freePorts } from '../../hack/control-plane.js';
-import { JITTER_FACTOR } from '../../src/kube/leader-election.js';
+import { JITTER_FACTOR } from '../../src/kube/leader-election/elector.js';
+import { spawnControllerProcess } from '../support/controller.js';
 import { eventually, useNamespace } from '../support/kube.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ns = useNamespace('leader');
 const LEASE = 'portico-test';
 const LEASE_MS = 6_000;
@@ -29,30 +27,21 @@ const candidates: Candidate[] = [];
 
 async function startCandidate(identity: string): Promise<Candidate> {
   const [port] = await freePorts(1);
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(root, 'src', 'cli.ts'),
-      'controller',
-      `--kubeconfig=${inject('kubeconfig')}`,
-      '--leader-elect',
-      `--leader-elect-namespace=${ns.name}`,
-      `--leader-elect-name=${LEASE}`,
-      `--leader-elect-identity=${identity}`,
-      `--leader-elect-lease-duration=${String(LEASE_MS / 1000)}s`,
-      `--leader-elect-renew-deadline=${String(RENEW_MS / 1000)}s`,
-      `--leader-elect-retry-period=${String(RETRY_MS / 1000)}s`,
-      `--metrics-addr=127.0.0.1:${String(port)}`,
-      `--health-addr=127.0.0.1:${String(port)}`,
-      '--log-level=info',
-    ],
-    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawnControllerProcess(inject('kubeconfig'), [
+    '--leader-elect',
+    `--leader-elect-namespace=${ns.name}`,
+    `--leader-elect-name=${LEASE}`,
+    `--leader-elect-identity=${identity}`,
+    `--leader-elect-lease-duration=${String(LEASE_MS / 1000)}s`,
+    `--leader-elect-renew-deadline=${String(RENEW_MS / 1000)}s`,
+    `--leader-elect-retry-period=${String(RETRY_MS / 1000)}s`,
+    `--metrics-addr=127.0.0.1:${String(port)}`,
+    `--health-addr=127.0.0.1:${String(port)}`,
+    '--log-level=info',
+  ]);
   const candidate: Candidate = { identity, process: child, port: port ?? 0, output: [] };
-  child.stdout.on('data', (chunk: Buffer) => candidate.output.push(chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => candidate.output.push(chunk.toString()));
+  child.stdout?.on('data', (chunk: Buffer) => candidate.output.push(chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => candidate.output.push(chunk.toString()));
   candidates.push(candidate);
   return candidate;
 }

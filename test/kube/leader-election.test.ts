@@ -9,18 +9,12 @@ import {
   JITTER_FACTOR,
   LeaderElectionConfigError,
   LeaderElector,
-  LeaseConflictError,
   jitter,
-  restLeaseStore,
   leaderElectionHealthy,
   resolveLeaderElectionOptions,
-} from '../../src/kube/leader-election.js';
-import type {
-  ElectionOutcome,
-  LeaderElectionLogger,
-  LeaderElectionOptions,
-  LeaseStore,
-} from '../../src/kube/leader-election.js';
+} from '../../src/kube/leader-election/elector.js';
+import type { ElectionOutcome, LeaderElectionLogger, LeaderElectionOptions } from '../../src/kube/leader-election/elector.js';
+import { LeaseConflictError, restLeaseStore, type LeaseStore } from '../../src/kube/leader-election/lease-store.js';
 import { KubeApiError, type KubeClient, type RequestParams } from '../../src/kube/rest.js';
 import { FakeClock, flushMicrotasks } from '../fakes/clock.js';
 import { FakeApiError, FakeLeaseStore } from '../fakes/lease-store.js';
@@ -602,15 +596,19 @@ describe('LeaderElector: health', () => {
 
   it('turns unhealthy when a leader that cannot renew has not stepped down', async () => {
     const fake = new FakeClock();
-    // Timers that never fire stand in for a step-down that never happens (e.g. a starved event loop).
+    // Timers that never fire, and sleeps that stop returning once it leads, stand in for a
+    // step-down that never happens (e.g. a starved event loop).
+    let starved = false;
     const stuck: Clock = {
       now: () => fake.now(),
-      sleep: (delay, signal) => fake.sleep(delay, signal),
+      sleep: (delay, signal) => (starved ? new Promise<void>(() => undefined) : fake.sleep(delay, signal)),
       setTimer: () => () => undefined,
     };
     const store = new FakeLeaseStore();
     const c = new Candidate('a', store, stuck).start();
     await fake.advance(0);
+    expect(c.elector.isLeader()).toBe(true);
+    starved = true;
     store.failNext('any', new FakeApiError(), Infinity);
     const check = leaderElectionHealthy(c.elector, 1_000);
 

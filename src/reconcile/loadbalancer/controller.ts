@@ -13,7 +13,7 @@ import { WriteExpectations } from '../../kube/expectations.js';
 import { objectKey, type Cache } from '../../kube/informer.js';
 import { metric } from '../../kube/metrics.js';
 import { equivalent } from '../../kube/patch.js';
-import type { KubeClient } from '../../kube/rest.js';
+import { isKubeError, type KubeClient } from '../../kube/rest.js';
 import { done, requeueAfter, retry, terminal, WorkQueue, type Outcome as QueueOutcome } from '../../kube/workqueue.js';
 import { asProviderError, type Backends, type LoadBalancerProvider, type ProviderClass, type ProviderError, type ReadonlyEndpointSlice, type ReadonlyNode } from '../../providers/provider.js';
 import type { ControllerModule, ModuleDeps } from '../module.js';
@@ -263,7 +263,11 @@ export class LoadBalancerController implements HandlerTarget {
     const work = new AbortController();
     const entry = { work, supersedable: true };
     this.inflight.set(key, entry);
-    const signal = AbortSignal.any([termSignal, work.signal]);
+    // Linked by hand and unlinked in `finally`: one listener per in-flight key, none left behind.
+    const endOfTerm = (): void => work.abort(termSignal.reason);
+    if (termSignal.aborted) endOfTerm();
+    else termSignal.addEventListener('abort', endOfTerm, { once: true });
+    const signal = work.signal;
     try {
       const outcome = await this.reconcile(key, log, signal);
       this.metrics.reconciles.inc({ result: outcome.kind });
@@ -273,9 +277,16 @@ export class LoadBalancerController implements HandlerTarget {
       if (termSignal.aborted) return done();
       // Superseded: the event that aborted it has queued the key again.
       if (work.signal.aborted) return retry(error);
-      log.error({ err: error }, 'reconcile failed');
+      // Expected while objects go away (namespace being deleted, object gone, a race lost):
+      // not an error, no stack; the retry sorts it out.
+      if (isKubeError(error, 404) || isKubeError(error, 409) || (isKubeError(error, 403) && /being terminated/.test(error.message))) {
+        log.debug({ error: error.message }, 'reconcile will be retried');
+      } else {
+        log.error({ err: error }, 'reconcile failed');
+      }
       return retry(error);
     } finally {
+      termSignal.removeEventListener('abort', endOfTerm);
       if (this.inflight.get(key) === entry) this.inflight.delete(key);
       this.metrics.duration.observe((this.options.clock.now() - started) / 1000);
     }

@@ -254,7 +254,8 @@ export function eligibleNodes(nodes: readonly ReadonlyNode[]): ReadonlyNode[] {
 
 /** A short fingerprint of a node set, to tell when a Service's backends must be updated. */
 export function nodeSetKey(nodes: readonly ReadonlyNode[]): string {
-  const parts = nodes.map((n) => `${n.metadata?.name ?? ''}=${(n.status?.addresses ?? []).map((a) => `${a.type}:${a.address}`).join(',')}`);
+  // providerID too: cloud providers map nodes to instances by it, and it is often set after the node registers.
+  const parts = nodes.map((n) => `${n.metadata?.name ?? ''}=${n.spec?.providerID ?? ''}=${(n.status?.addresses ?? []).map((a) => `${a.type}:${a.address}`).join(',')}`);
   return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 16);
 }
 
@@ -283,11 +284,17 @@ export function serviceSpecKey(service: ReadonlyService): string {
     .slice(0, 16);
 }
 
+/** The API server sends `endpoints: null` for a slice without endpoints, whatever the type says. */
+function endpointsOf(slice: ReadonlyEndpointSlice): ReadonlyEndpointSlice['endpoints'] {
+  const endpoints = slice.endpoints as ReadonlyEndpointSlice['endpoints'] | null;
+  return endpoints ?? [];
+}
+
 /** A short fingerprint of a Service's EndpointSlices (what `ip` targets and Local policy read). */
 export function endpointSlicesKey(slices: readonly ReadonlyEndpointSlice[]): string {
   if (slices.length === 0) return '';
   const parts = slices
-    .map((s) => JSON.stringify([s.metadata?.name, s.addressType, s.ports, s.endpoints.map((e) => [e.addresses, e.conditions, e.nodeName, e.zone])]))
+    .map((s) => JSON.stringify([s.metadata?.name, s.addressType, s.ports, endpointsOf(s).map((e) => [e.addresses, e.conditions, e.nodeName, e.zone])]))
     .sort();
   return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 16);
 }

@@ -466,7 +466,9 @@ describe('address pool edits', () => {
     pools.push(name);
     await applyManifest(client, lbService('typo', { annotations: { 'portico.dev/address-pool': name } }));
     const before = ingressIPs(await waitForIngress('typo'));
-    await applyManifest(client, pool(name, ['198.51.100.32/30', '198.51.100.1/24'], [ns.name], { priority: 0 }));
+    // A mistake the CRD cannot catch (syntax typos such as host bits fail on apply): an entry
+    // overlapping another of the same pool.
+    await applyManifest(client, pool(name, ['198.51.100.32/30', '198.51.100.33-198.51.100.34'], [ns.name], { priority: 0 }));
     const ready = await eventually(async () => {
       const c = (await client.request<PoolStatus>('GET', poolPath(name))).status?.conditions?.find((x) => x.type === 'Ready');
       return c?.reason === 'InvalidSpec' ? c : undefined;

@@ -1,4 +1,4 @@
-import type { V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { statusDiffers } from '../../../src/kube/patch.js';
 import { ProviderError, type ProviderClass, type SpecProblem } from '../../../src/providers/provider.js';
@@ -7,6 +7,7 @@ import {
   decideConverge,
   desiredStatus,
   eligibleNodes,
+  endpointSlicesKey,
   EXCLUDE_LABEL,
   nodeSetKey,
   plan,
@@ -228,6 +229,10 @@ describe('eligibleNodes', () => {
     const b = node('b');
     expect(nodeSetKey(eligibleNodes([a, b]))).toBe(nodeSetKey(eligibleNodes([b, a])));
     expect(nodeSetKey(eligibleNodes([a, b]))).not.toBe(nodeSetKey(eligibleNodes([a, node('b', withAddress('192.0.2.9'))])));
+    // A providerID set after the node registered changes the cloud backends.
+    const withProviderID = node('b');
+    withProviderID.spec = { ...withProviderID.spec, providerID: 'aws:///us-east-1a/i-0123456789abcdef0' };
+    expect(nodeSetKey(eligibleNodes([a, b]))).not.toBe(nodeSetKey(eligibleNodes([a, withProviderID])));
   });
 });
 
@@ -265,5 +270,12 @@ describe('decideConverge', () => {
     { name: 'nothing changed -> skip until the resync', input: { ...base, known }, want: { kind: 'skip', inMs: 550_000 } },
   ] as const)('$name', ({ input, want }) => {
     expect(decideConverge(input)).toEqual(want);
+  });
+});
+
+describe('endpointSlicesKey', () => {
+  it('takes a slice without endpoints (the API server sends endpoints: null)', () => {
+    const empty = { addressType: 'IPv4', metadata: { name: 's' }, endpoints: null } as unknown as V1EndpointSlice;
+    expect(endpointSlicesKey([empty])).toMatch(/^[0-9a-f]{16}$/);
   });
 });

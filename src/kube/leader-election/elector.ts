@@ -1,6 +1,7 @@
+/** Leader election on a coordination.k8s.io/v1 Lease, after client-go's leaderelection package. */
 import { V1Lease, V1LeaseSpec, V1MicroTime, V1ObjectMeta } from '@kubernetes/client-node';
-import type { Clock } from './clock.js';
-import { isKubeError, type KubeClient } from './rest.js';
+import type { Clock } from '../clock.js';
+import { LeaseConflictError, withSpec, type LeaseStore } from './lease-store.js';
 
 /** client-go's leaderelection.JitterFactor: a candidate waits retryPeriod * (1 + random * 1.2). */
 export const JITTER_FACTOR = 1.2;
@@ -11,31 +12,6 @@ export const DEFAULT_RETRY_PERIOD_MS = 2_000;
 /** Subtracted from the renew deadline when deciding whether a write is still safe. */
 export const CLOCK_SKEW_ALLOWANCE_MS = 1_000;
 export const DEFAULT_HEALTH_SLACK_MS = 2_000;
-
-/** The few Lease calls the elector makes. */
-export interface LeaseStore {
-  /** Resolves undefined when the Lease does not exist. */
-  get(namespace: string, name: string): Promise<V1Lease | undefined>;
-  /** Throws LeaseConflictError when the Lease already exists. */
-  create(lease: V1Lease): Promise<V1Lease>;
-  /** Sends metadata.resourceVersion; throws LeaseConflictError when it is stale. */
-  replace(lease: V1Lease): Promise<V1Lease>;
-}
-
-/** Someone else wrote the Lease first (HTTP 409: AlreadyExists on create, Conflict on replace). */
-export class LeaseConflictError extends Error {
-  readonly namespace: string;
-  readonly leaseName: string;
-  readonly operation: 'create' | 'replace';
-
-  constructor(namespace: string, leaseName: string, operation: 'create' | 'replace', cause?: unknown) {
-    super(`lease ${namespace}/${leaseName}: conflict on ${operation}`, { cause });
-    this.name = 'LeaseConflictError';
-    this.namespace = namespace;
-    this.leaseName = leaseName;
-    this.operation = operation;
-  }
-}
 
 /** Options that can never elect safely, e.g. a renew deadline longer than the lease. */
 export class LeaderElectionConfigError extends Error {
@@ -314,6 +290,12 @@ export class LeaderElector {
         break;
       }
       const startedAt = this.clock.now();
+      // Checked before trying: after a pause (GC, SIGSTOP) the deadline timer may not have run
+      // yet, and a renewal sent now would be a write from a leader that no longer is one.
+      if (startedAt - this.lastRenewAt >= this.config.renewDeadlineMs) {
+        lose('renew deadline exceeded');
+        break;
+      }
       const result = await untilAborted(this.tryAcquireOrRenew(startedAt), term.signal);
       if (!this.isLeader()) break;
       if (result === 'ok') {
@@ -527,76 +509,4 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | 
       },
     );
   });
-}
-
-/**
- * LeaseStore over Portico's REST client: 404 -> undefined, 409 -> LeaseConflictError, and every
- * call bounded by `timeoutMs` so a hung API call can neither keep a standby from taking over
- * nor delay a leader's step-down past its renew deadline.
- */
-export function restLeaseStore(client: KubeClient, timeoutMs: number): LeaseStore {
-  const path = (namespace: string, name?: string): string =>
-    `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases${name === undefined ? '' : `/${name}`}`;
-  return {
-    async get(namespace, name) {
-      try {
-        return withMicroTimes(await client.request<V1Lease>('GET', path(namespace, name), { timeoutMs }));
-      } catch (err) {
-        if (isKubeError(err, 404)) return undefined;
-        throw err;
-      }
-    },
-    async create(lease) {
-      const { namespace, name } = leaseKey(lease);
-      try {
-        return withMicroTimes(await client.request<V1Lease>('POST', path(namespace), { body: withMicroTimes(lease), timeoutMs }));
-      } catch (err) {
-        if (isKubeError(err, 409)) throw new LeaseConflictError(namespace, name, 'create', err);
-        throw err;
-      }
-    },
-    async replace(lease) {
-      const { namespace, name } = leaseKey(lease);
-      // Without it the API server would replace unconditionally and two leaders could both win.
-      if (!lease.metadata?.resourceVersion) {
-        throw new Error(`lease ${namespace}/${name}: replace needs metadata.resourceVersion`);
-      }
-      try {
-        return withMicroTimes(await client.request<V1Lease>('PUT', path(namespace, name), { body: withMicroTimes(lease), timeoutMs }));
-      } catch (err) {
-        if (isKubeError(err, 409)) throw new LeaseConflictError(namespace, name, 'replace', err);
-        throw err;
-      }
-    },
-  };
-}
-
-function leaseKey(lease: V1Lease): { namespace: string; name: string } {
-  const namespace = lease.metadata?.namespace;
-  const name = lease.metadata?.name;
-  if (!namespace || !name) throw new Error('lease needs metadata.namespace and metadata.name');
-  return { namespace, name };
-}
-
-
-/**
- * client-node 1.4 types MicroTime fields as V1MicroTime but leaves them as strings when reading,
- * and a plain Date serialises with milliseconds, which the API server rejects for MicroTime.
- */
-function withMicroTimes(lease: V1Lease): V1Lease {
-  if (!lease.spec) return lease;
-  return withSpec(lease, { acquireTime: microTime(lease.spec.acquireTime), renewTime: microTime(lease.spec.renewTime) });
-}
-
-/** A copy of `lease` (metadata, resourceVersion included) with some spec fields replaced. */
-function withSpec(lease: V1Lease, changes: Partial<V1LeaseSpec>): V1Lease {
-  const spec = Object.assign(new V1LeaseSpec(), lease.spec, changes);
-  return Object.assign(new V1Lease(), lease, { spec });
-}
-
-function microTime(value: unknown): V1MicroTime | undefined {
-  if (value instanceof V1MicroTime) return value;
-  if (!(value instanceof Date) && typeof value !== 'string') return undefined;
-  const ms = new Date(value).getTime();
-  return Number.isNaN(ms) ? undefined : new V1MicroTime(ms);
 }

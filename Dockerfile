@@ -1,0 +1,31 @@
+# Portico's image for users with a container engine (docker/podman/buildah build .).
+# `npm run image` (hack/image.ts) builds the same layout without an engine: node + glibc +
+# libstdc++ at the bottom, /app/dist and production node_modules on top, user 65532, entrypoint
+# `portico`. One image serves `portico controller` and `portico speaker` (pass the command as args).
+# The root filesystem can be mounted read-only: Portico writes nothing to disk.
+ARG NODE_IMAGE=docker.io/library/node:22.23.5-bookworm-slim
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+# tsconfig.build.json compiles hack/control-plane.ts (and what it imports) along with src/.
+COPY hack ./hack
+RUN ./node_modules/.bin/tsc -p tsconfig.build.json --outDir /app/dist \
+ && cp package.json package-lock.json /app/ \
+ && cd /app \
+ && npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && rm -f package-lock.json node_modules/.package-lock.json
+
+# distroless cc: glibc, libgcc and libstdc++ (what node links against), no shell, user 65532.
+FROM ${RUNTIME_IMAGE}
+COPY --from=build /usr/local/bin/node /usr/local/bin/node
+COPY --from=build /app /app
+USER 65532:65532
+WORKDIR /app
+ENV NODE_ENV=production
+ENTRYPOINT ["/usr/local/bin/node", "/app/dist/src/cli.js"]
+CMD ["--help"]
