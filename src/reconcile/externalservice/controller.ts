@@ -238,6 +238,11 @@ export class ExternalServiceController {
       this.metrics.reconciles.inc({ result: 'error' });
       if (signal.aborted) return done();
       if (isKubeError(error, 409)) return requeueAfter(CACHE_BEHIND_MS);
+      // Expected, not an error: the namespace is going, and everything in it with it.
+      if (isKubeError(error, 403) && /being terminated/.test(error.message)) {
+        this.options.logger.debug({ key }, 'namespace is being deleted; nothing to publish');
+        return done();
+      }
       this.options.logger.warn({ key, err: error }, 'ExternalService reconcile failed');
       return retry(error);
     }
