@@ -1,4 +1,4 @@
-/** Builders for ExternalService tests: `es('db', withAddress('203.0.113.10'), withPort(3306))`. */
+/** Builders for ExternalService tests: `es('db', withAddress('198.51.100.10'), withPort(3306))`. */
 import type { V1OwnerReference } from '@kubernetes/client-node';
 import type { ExternalService, ExternalServiceSpec } from '../../../src/api/external-service.js';
 import type { PublishedEndpoint } from '../../../src/reconcile/externalservice/planner.js';
