@@ -42,3 +42,4 @@ step('control plane: building or reusing cached etcd / kube-apiserver / kube-con
 run('bash', [join(root, 'hack', 'build-control-plane.sh')]);
 ensureMoto();
 run('bash', [join(root, 'hack', 'net-tools.sh')]);
+run('bash', [join(root, 'hack', 'install-dnsmasq.sh')]);

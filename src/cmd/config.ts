@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import type { LevelWithSilent } from 'pino';
 import { PROVIDER_MODULES, providerModule, type FlagValues, type ProviderFlag, type ProviderModule } from '../providers/registry.js';
 import type { ProviderClass } from '../providers/provider.js';
+import { EXTERNAL_SERVICE_FLAGS, parseExternalServiceFlags, type ExternalServiceSettings } from '../reconcile/externalservice/flags.js';
 
 export interface ControllerConfig {
   kubeconfig: string | undefined;
@@ -26,6 +27,8 @@ export interface ControllerConfig {
   defaultClass: ProviderClass | undefined;
   workers: number;
   resyncPeriodMs: number;
+  /** Set when --external-services is on. */
+  externalServices: ExternalServiceSettings | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -53,6 +56,7 @@ export const CONTROLLER_FLAGS = {
   'metrics-addr': { type: 'string', default: ':8080', description: 'address for /metrics; 0 disables' },
   'health-addr': { type: 'string', default: ':8081', description: 'address for /healthz and /readyz; 0 disables' },
   'log-level': { type: 'string', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
+  ...EXTERNAL_SERVICE_FLAGS,
   help: { type: 'boolean', default: false, description: 'print this help' },
 } as const satisfies Record<string, FlagSpec>;
 
@@ -152,6 +156,7 @@ export function parseControllerFlags(args: string[], env: NodeJS.ProcessEnv = pr
     defaultClass: defaultClass !== undefined && known.includes(defaultClass) ? defaultClass : undefined,
     workers,
     resyncPeriodMs: duration('resync-period'),
+    externalServices: parseExternalServiceFlags(values, problems),
   };
   if (config.leaderElect) {
     if (!(config.leaseDurationMs > config.renewDeadlineMs && config.renewDeadlineMs > config.retryPeriodMs * 1.2)) {

@@ -21,6 +21,7 @@ import { RestClient, type KubeClient } from '../kube/rest.js';
 import { SharedInformers } from '../kube/shared-informers.js';
 import type { LoadBalancerProvider, ProviderClass, ProviderModule } from '../providers/provider.js';
 import { PROVIDER_MODULES } from '../providers/registry.js';
+import { createExternalServiceModule } from '../reconcile/externalservice/controller.js';
 import { createLoadBalancerModule } from '../reconcile/loadbalancer/controller.js';
 import type { ControllerModule, ModuleDeps } from '../reconcile/module.js';
 import { packageVersion } from '../paths.js';
@@ -96,6 +97,7 @@ async function runTerm(options: TermOptions, signal: AbortSignal): Promise<void>
       workers: config.workers,
       resyncPeriodMs: config.resyncPeriodMs,
     }),
+    ...(config.externalServices ? [createExternalServiceModule(deps('externalservice'), config.externalServices)] : []),
     ...[...CONTROLLER_MODULES, ...options.extraModules].map((factory) => factory(deps('module'), providers)),
   ];
   // Every informer the modules and providers asked for exists now: start them together.

@@ -29,6 +29,7 @@ const RESOURCES: Record<string, { plural: string; namespaced: boolean }> = {
   'rbac.authorization.k8s.io/v1/RoleBinding': { plural: 'rolebindings', namespaced: true },
   'coordination.k8s.io/v1/Lease': { plural: 'leases', namespaced: true },
   'portico.dev/v1alpha1/AddressPool': { plural: 'addresspools', namespaced: false },
+  'portico.dev/v1alpha1/ExternalService': { plural: 'externalservices', namespaced: true },
   // The Helm chart's optional Prometheus Operator object (metrics.serviceMonitor.enabled).
   'monitoring.coreos.com/v1/ServiceMonitor': { plural: 'servicemonitors', namespaced: true },
 };

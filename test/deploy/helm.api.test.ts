@@ -74,7 +74,7 @@ describe('the Helm chart', () => {
 
   it('renders with its defaults into objects the API server accepts (server-side dry run)', async () => {
     const manifests = render('--include-crds');
-    expect(manifests.map((m) => m.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'Role', 'RoleBinding', 'ServiceAccount']);
+    expect(manifests.map((m) => m.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'CustomResourceDefinition', 'Deployment', 'Role', 'RoleBinding', 'ServiceAccount']);
     await dryRunApply(manifests);
     const deployment = (only(manifests, 'Deployment') as Deployment);
     expect(deployment.spec.replicas).toBe(2);

@@ -140,6 +140,7 @@ beforeAll(async () => {
     '--leader-elect-renew-deadline=3s',
     '--leader-elect-lease-duration=5s',
     '--default-class=portico.dev/l2',
+    '--external-services',
     '--metrics-addr=0',
     '--health-addr=0',
     '--log-level=silent',
@@ -225,6 +226,30 @@ describe('deploy/rbac.yaml', () => {
     const counted = await eventually(async () => (await warnings()).find((e) => e.count >= 2), 'the warning Event to be counted twice', 30_000, 300);
     expect(counted.count).toBeGreaterThanOrEqual(2);
     await admin.request('DELETE', path);
+  });
+
+  it('lets the controller publish an ExternalService: Service, EndpointSlice, Endpoints and status', async () => {
+    await applyManifest(admin, {
+      apiVersion: 'portico.dev/v1alpha1',
+      kind: 'ExternalService',
+      metadata: { name: 'db', namespace: ns.name },
+      spec: { endpoints: [{ address: '198.51.100.10' }], ports: [{ port: 3306 }] },
+    });
+    await eventually(async () => {
+      const es = await admin.request<{ status?: { conditions?: Condition[] } }>('GET', `/apis/portico.dev/v1alpha1/namespaces/${ns.name}/externalservices/db`);
+      return es.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
+    }, 'the ExternalService to be Ready');
+    expect(await statusOf(admin, 'GET', `/api/v1/namespaces/${ns.name}/services/db`)).toBe(200);
+    expect(await statusOf(admin, 'GET', `/api/v1/namespaces/${ns.name}/endpoints/db`)).toBe(200);
+    expect(await statusOf(admin, 'GET', `/apis/discovery.k8s.io/v1/namespaces/${ns.name}/endpointslices/db-v4-0`)).toBe(200);
+    // A health-check-free change goes through as patches (no update or delete in the ClusterRole).
+    await admin.request('PATCH', `/apis/portico.dev/v1alpha1/namespaces/${ns.name}/externalservices/db`, { body: { spec: { endpoints: [{ address: '2001:db8::10' }], publishEndpoints: false } }, patchType: 'merge' });
+    await eventually(async () => {
+      const v4 = await admin.request<{ endpoints?: unknown[] | null }>('GET', `/apis/discovery.k8s.io/v1/namespaces/${ns.name}/endpointslices/db-v4-0`);
+      const v6 = await admin.request<{ endpoints?: unknown[] | null }>('GET', `/apis/discovery.k8s.io/v1/namespaces/${ns.name}/endpointslices/db-v6-0`).catch(() => undefined);
+      const endpoints = await admin.request<{ subsets?: unknown[] }>('GET', `/api/v1/namespaces/${ns.name}/endpoints/db`);
+      return (v4.endpoints ?? []).length === 0 && (v6?.endpoints ?? []).length === 1 && (endpoints.subsets ?? []).length === 0 ? true : undefined;
+    }, 'the v4 slice emptied, a v6 slice, the Endpoints emptied');
   });
 
   it('does not let the controller read Secrets, delete Services or touch Leases outside portico-system', async () => {
