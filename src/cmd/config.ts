@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { LevelWithSilent } from 'pino';
+import { parseDuration } from '../kube/duration.js';
 import { PROVIDER_MODULES, providerModule, type FlagValues, type ProviderFlag, type ProviderModule } from '../providers/registry.js';
 import type { ProviderClass } from '../providers/provider.js';
 import { EXTERNAL_SERVICE_FLAGS, parseExternalServiceFlags, type ExternalServiceSettings } from '../reconcile/externalservice/flags.js';
@@ -62,13 +63,7 @@ export const CONTROLLER_FLAGS = {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-/** `1500ms`, `15s`, `10m`, `1h` -> milliseconds. */
-export function parseDuration(value: string): number | undefined {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value.trim());
-  if (!match?.[1] || !match[2]) return undefined;
-  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'];
-  return Math.round(Number(match[1]) * unit);
-}
+export { parseDuration } from '../kube/duration.js';
 
 /** Every flag `portico controller` takes: its own and every provider's. */
 export function allControllerFlags(modules: readonly ProviderModule[] = PROVIDER_MODULES): Record<string, FlagSpec> {

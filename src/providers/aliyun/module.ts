@@ -1,5 +1,6 @@
 /** The Alibaba Cloud SLB provider's registry entry: class, flags, settings, factory. */
 import type { V1Service } from '@kubernetes/client-node';
+import { parseDuration } from '../../kube/duration.js';
 import { defineProvider, type FlagValues } from '../provider.js';
 import { SlbClient } from './client.js';
 import { ALIYUN_CLASS, AliyunSlbProvider, type GcMode } from './provider.js';
@@ -19,12 +20,6 @@ export interface AliyunSettings {
 const REGION = /^[a-z]{2,}(-[a-z0-9]+)+$/;
 const CLUSTER = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
-function seconds(value: string): number | undefined {
-  const m = /^(\d+)(ms|s|m|h)?$/.exec(value.trim());
-  if (!m) return undefined;
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's'] ?? 1000;
-  return Number(m[1]) * unit;
-}
 
 export function parseAliyunSettings(values: FlagValues): { settings: AliyunSettings } | { problems: string[] } {
   const problems: string[] = [];
@@ -49,9 +44,9 @@ export function parseAliyunSettings(values: FlagValues): { settings: AliyunSetti
   }
   const gc = str('aliyun-gc') || 'dry-run';
   if (gc !== 'off' && gc !== 'dry-run' && gc !== 'on') problems.push(`--aliyun-gc=${gc}: expected off, dry-run or on`);
-  const gcIntervalMs = seconds(str('aliyun-gc-interval') || '30m');
+  const gcIntervalMs = parseDuration(str('aliyun-gc-interval') || '30m');
   if (gcIntervalMs === undefined || gcIntervalMs < 60_000) problems.push(`--aliyun-gc-interval=${str('aliyun-gc-interval')}: expected a duration of at least 1m, such as 30m`);
-  const requestTimeoutMs = seconds(str('aliyun-request-timeout') || '10s');
+  const requestTimeoutMs = parseDuration(str('aliyun-request-timeout') || '10s');
   if (requestTimeoutMs === undefined || requestTimeoutMs < 100) problems.push(`--aliyun-request-timeout=${str('aliyun-request-timeout')}: expected a duration such as 10s`);
   if (problems.length > 0) return { problems };
   return { settings: { regionId, endpoint, protocol, clusterName, gc: gc as GcMode, gcIntervalMs: gcIntervalMs ?? 0, requestTimeoutMs: requestTimeoutMs ?? 0 } };

@@ -1,6 +1,7 @@
 /** The AWS NLB provider's registry entry: flags (prefix `aws-`), settings, factory. */
 import type { V1Service } from '@kubernetes/client-node';
 import { Counter } from 'prom-client';
+import { parseDuration } from '../../kube/duration.js';
 import { metric } from '../../kube/metrics.js';
 import { defineProvider, type FlagValues, type ProviderModule } from '../provider.js';
 import type { AwsApi } from './api.js';
@@ -21,14 +22,6 @@ export interface AwsSettings {
   externalManagedTags: string[];
 }
 
-/** `1500ms`, `15s`, `10m`, `1h`, or `0` -> milliseconds. */
-export function parseAwsDuration(value: string): number | undefined {
-  if (value.trim() === '0') return 0;
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value.trim());
-  if (!match?.[1] || !match[2]) return undefined;
-  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'];
-  return Math.round(Number(match[1]) * unit);
-}
 
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
@@ -41,7 +34,7 @@ export function parseAwsSettings(values: FlagValues): { settings: AwsSettings } 
   const duration = (name: string, fallback: number): number => {
     const raw = str(name);
     if (raw === undefined) return fallback;
-    const ms = parseAwsDuration(raw);
+    const ms = parseDuration(raw, { allowZero: true });
     if (ms === undefined) {
       problems.push(`--${name}=${raw}: expected a duration like 30s, 10m or 1h`);
       return fallback;

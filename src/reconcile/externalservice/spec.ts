@@ -6,6 +6,7 @@ import type { V1Service } from '@kubernetes/client-node';
 import type { ExternalService } from '../../api/external-service.js';
 import type { DeepReadonly, SpecProblem } from '../../api/types.js';
 import { canonicalIP, tryParseIP } from '../../ipam/ip.js';
+import { parseDuration } from '../../kube/duration.js';
 
 export const EXTERNAL_ENDPOINTS_ANNOTATION = 'portico.dev/external-endpoints';
 
@@ -54,13 +55,6 @@ const DEFAULT_INTERVAL_MS = 10_000;
 const DEFAULT_TIMEOUT_MS = 2_000;
 const MIN_INTERVAL_MS = 100;
 
-/** `500ms`, `10s`, `5m`, `1h` -> milliseconds (the CRD's pattern). */
-export function parseDurationText(value: string): number | undefined {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value.trim());
-  if (!match?.[1] || !match[2]) return undefined;
-  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'];
-  return Math.round(Number(match[1]) * unit);
-}
 
 /** `200`, `200-299`, `200,204,301-302` -> inclusive ranges. */
 export function parseExpectedCodes(text: string): [number, number][] | undefined {
@@ -84,7 +78,7 @@ export function isHostname(text: string): boolean {
 
 function duration(problems: SpecProblem[], field: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
-  const ms = parseDurationText(value);
+  const ms = parseDuration(value);
   if (ms === undefined || ms <= 0) {
     problems.push({ field, message: `${value.slice(0, 40)} is not a duration such as 500ms, 10s or 5m` });
     return fallback;

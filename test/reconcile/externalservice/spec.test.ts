@@ -1,6 +1,7 @@
 import type { V1Service } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { desiredFromAnnotatedService, desiredFromExternalService, parseDurationText, parseExpectedCodes } from '../../../src/reconcile/externalservice/spec.js';
+import { parseDuration } from '../../../src/kube/duration.js';
+import { desiredFromAnnotatedService, desiredFromExternalService, parseExpectedCodes } from '../../../src/reconcile/externalservice/spec.js';
 import { es, withAddress, withHostname, withPort, withSpec } from './builders.js';
 
 describe('desiredFromExternalService', () => {
@@ -73,7 +74,7 @@ describe('parsers', () => {
     ['5m', 300_000],
     ['10', undefined],
     ['-1s', undefined],
-  ])('duration %s', (text, ms) => expect(parseDurationText(text)).toBe(ms));
+  ])('duration %s', (text, ms) => expect(parseDuration(text)).toBe(ms));
 
   it.each([
     ['200', [[200, 200]]],
