@@ -81,7 +81,7 @@ export function allControllerFlags(modules: readonly ProviderModule[] = PROVIDER
 export function controllerFlagsHelp(modules: readonly ProviderModule[] = PROVIDER_MODULES): string {
   const line = (name: string, spec: FlagSpec | ProviderFlag): string => {
     const head = `  --${name}${spec.type === 'string' ? '=VALUE' : ''}`;
-    const extras = [spec.default !== undefined && spec.default !== false ? `default ${String(spec.default)}` : '', spec.env ? `env ${spec.env}` : ''].filter(Boolean).join(', ');
+    const extras = [spec.default !== undefined && spec.default !== false && spec.default !== '' ? `default ${String(spec.default)}` : '', spec.env ? `env ${spec.env}` : ''].filter(Boolean).join(', ');
     return `${head.padEnd(40)} ${spec.description}${extras ? ` (${extras})` : ''}`;
   };
   const sections = [`Controller flags:\n${Object.entries(CONTROLLER_FLAGS).map(([n, s]) => line(n, s)).join('\n')}`];

@@ -140,27 +140,44 @@ export class RestClient implements KubeClient {
     return new Promise<IncomingMessage>((resolve, reject) => {
       const req = send(url, { method, headers, agent: connection.agent, signal: params.signal }, resolve);
       req.on('error', reject);
-      if (params.timeoutMs !== undefined && params.timeoutMs > 0) {
-        req.setTimeout(params.timeoutMs, () => req.destroy(new KubeApiError(0, 'Timeout', `${method} ${path}: no answer in ${params.timeoutMs} ms`)));
-      }
       req.end(payload);
     });
   }
 
   async request<T>(method: string, path: string, params: RequestParams = {}): Promise<T> {
-    let response: IncomingMessage;
+    // One deadline for the whole call — waiting for a pooled socket, connecting, sending and
+    // reading the body — not only for an idle socket: a connect that hangs must time out too.
+    const timeoutMs = params.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const call = new AbortController();
+    const timedOut = new KubeApiError(0, 'Timeout', `${method} ${path}: no answer in ${String(timeoutMs)} ms`);
+    const timer = timeoutMs > 0 ? setTimeout(() => call.abort(timedOut), timeoutMs) : undefined;
+    const cancel = (): void => call.abort(params.signal?.reason);
+    if (params.signal?.aborted) cancel();
+    else params.signal?.addEventListener('abort', cancel, { once: true });
     try {
-      response = await this.open(method, path, { timeoutMs: DEFAULT_TIMEOUT_MS, ...params }, 'application/json');
-    } catch (error) {
-      if (error instanceof KubeApiError || params.signal?.aborted) throw error;
-      throw new KubeApiError(0, 'ConnectionFailed', `${method} ${path}: ${(error as Error).message}`);
+      let response: IncomingMessage;
+      try {
+        response = await this.open(method, path, { ...params, signal: call.signal }, 'application/json');
+      } catch (error) {
+        if (call.signal.reason === timedOut) throw timedOut;
+        if (error instanceof KubeApiError || params.signal?.aborted) throw error;
+        throw new KubeApiError(0, 'ConnectionFailed', `${method} ${path}: ${(error as Error).message}`);
+      }
+      const chunks: Buffer[] = [];
+      try {
+        for await (const chunk of response) chunks.push(chunk as Buffer);
+      } catch (error) {
+        if (call.signal.reason === timedOut) throw timedOut;
+        throw error;
+      }
+      const text = Buffer.concat(chunks).toString('utf8');
+      const status = response.statusCode ?? 0;
+      if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
+      throw errorFromResponse(method, path, status, text, response.headers['retry-after']);
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+      params.signal?.removeEventListener('abort', cancel);
     }
-    const chunks: Buffer[] = [];
-    for await (const chunk of response) chunks.push(chunk as Buffer);
-    const text = Buffer.concat(chunks).toString('utf8');
-    const status = response.statusCode ?? 0;
-    if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
-    throw errorFromResponse(method, path, status, text, response.headers['retry-after']);
   }
 
   async watch<T>(
