@@ -68,7 +68,11 @@ describe.skipIf(!CAN_NETNS)('ExternalService health checks', () => {
     await expectReady({ [up]: true, [flapping]: true }, 'both ready');
     await hosts.stop(flapping);
     await expectReady({ [up]: true, [flapping]: false }, `${flapping} not ready`);
-    const degraded = await client.request<{ status?: { endpoints?: string; conditions?: { type: string; status: string; message: string }[] } }>('GET', `/apis/portico.dev/v1alpha1/namespaces/${ns.name}/externalservices/${name}`);
+    // Status is written by its own queue, after the slices: poll for it, do not race it.
+    const degraded = await eventually(async () => {
+      const current = await client.request<{ status?: { endpoints?: string; conditions?: { type: string; status: string; message: string }[] } }>('GET', `/apis/portico.dev/v1alpha1/namespaces/${ns.name}/externalservices/${name}`);
+      return current.status?.endpoints === '1/2' && current.status.conditions?.some((c) => c.type === 'Degraded' && c.status === 'True') ? current : undefined;
+    }, 'the status to count 1/2 ready and say Degraded');
     expect(degraded.status?.endpoints).toBe('1/2');
     expect(degraded.status?.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True', message: expect.stringContaining(flapping) as unknown });
     await hosts.start(flapping);
