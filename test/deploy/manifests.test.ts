@@ -86,3 +86,18 @@ describe('deploy/ manifests', () => {
     expect(container?.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
   });
 });
+
+describe('one image for every workload', () => {
+  it('the controller Deployment and the speaker DaemonSet run the same image', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { parseManifests } = await import('../../src/kube/apply.js');
+    const images = new Set<string>();
+    for (const file of ['controller.yaml', 'speaker.yaml']) {
+      for (const m of parseManifests(await readFile(new URL(`../../deploy/${file}`, import.meta.url), 'utf8'))) {
+        const spec = (m as { spec?: { template?: { spec?: { containers?: { image?: string }[] } } } }).spec;
+        for (const c of spec?.template?.spec?.containers ?? []) if (c.image) images.add(c.image);
+      }
+    }
+    expect([...images]).toEqual(['localhost/portico:0.1.0']);
+  });
+});
