@@ -24,7 +24,7 @@ import { applyYaml } from '../src/kube/apply.js';
 import { createLogger } from '../src/kube/logger.js';
 import { RestClient, type WatchEvent } from '../src/kube/rest.js';
 import { CAN_NETNS, createTestHosts } from '../test/reconcile/externalservice/test-hosts.js';
-import { forEachLimit, machine, round, sleep, table, UsageError } from './support/util.js';
+import { forEachLimit, intFlag, machine, round, sleep, table, UsageError } from './support/util.js';
 
 export const description = 'ExternalServices x endpoints on netns hosts: time from a host going down to ready: false in every slice';
 
@@ -35,12 +35,6 @@ interface Options {
   timeoutMs: number;
   threshold: number;
   down: 'unplug' | 'kill';
-}
-
-function int(flag: string, value: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag}=${value}: expected an integer from ${String(min)} to ${String(max)}`);
-  return n;
 }
 
 export function parseOptions(args: string[]): Options {
@@ -58,13 +52,13 @@ export function parseOptions(args: string[]): Options {
     },
   });
   if (values.down !== 'unplug' && values.down !== 'kill') throw new UsageError(`--down=${values.down}: expected unplug or kill`);
-  const intervalMs = int('interval', values.interval, 100, 60_000);
+  const intervalMs = intFlag('interval', values.interval, 100, 60_000);
   return {
-    services: int('services', values.services, 1, 2000),
-    endpoints: int('endpoints', values.endpoints, 2, 13),
+    services: intFlag('services', values.services, 1, 2000),
+    endpoints: intFlag('endpoints', values.endpoints, 2, 13),
     intervalMs,
-    timeoutMs: int('timeout', values.timeout, 50, intervalMs),
-    threshold: int('threshold', values.threshold, 1, 10),
+    timeoutMs: intFlag('timeout', values.timeout, 50, intervalMs),
+    threshold: intFlag('threshold', values.threshold, 1, 10),
     down: values.down,
   };
 }

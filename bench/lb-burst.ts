@@ -51,7 +51,7 @@ import { diffApiServer, scrapeApiServer, type ApiServerSample } from './support/
 import { createServices, deleteAllServices, ensureNamespace, listAll, watchCompletion, type ServiceShape } from './support/cluster.js';
 import { installRequestCounter, takeRequestCounts, totalRequests, type RequestCount, type RequestCounts } from './support/request-stats.js';
 import { startCpuProfile, summarize, type CpuSummary } from './support/cpu-profile.js';
-import { forEachLimit, machine, UsageError, mb, median, processLoad, round, sampleRss, sleep, table, type ProcessLoad } from './support/util.js';
+import { forEachLimit, intFlag, machine, mb, median, processLoad, round, sampleRss, sleep, table, type ProcessLoad } from './support/util.js';
 
 export const description = 'N LoadBalancer Services, controller started cold: time to address + finalizer, vs a bare client loop (floor)';
 
@@ -81,12 +81,6 @@ interface Options {
   noEvents: boolean;
 }
 
-function positiveInt(flag: string, value: string, max: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new UsageError(`--${flag}=${value}: expected an integer from 1 to ${String(max)}`);
-  return n;
-}
-
 export function parseOptions(args: string[]): Options {
   const { values } = parseArgs({
     args,
@@ -104,11 +98,11 @@ export function parseOptions(args: string[]): Options {
   });
   return {
     // The pool has 4096 addresses; the controller's Services of one round must fit.
-    services: positiveInt('services', values.services, POOL_SIZE - 1),
-    workers: positiveInt('workers', values.workers, 256),
-    repeat: positiveInt('repeat', values.repeat, 25),
-    timeoutMs: positiveInt('timeout', values.timeout, 24 * 3600) * 1000,
-    createConcurrency: positiveInt('create-concurrency', values['create-concurrency'], 256),
+    services: intFlag('services', values.services, 1, POOL_SIZE - 1),
+    workers: intFlag('workers', values.workers, 1, 256),
+    repeat: intFlag('repeat', values.repeat, 1, 25),
+    timeoutMs: intFlag('timeout', values.timeout, 1, 24 * 3600) * 1000,
+    createConcurrency: intFlag('create-concurrency', values['create-concurrency'], 1, 256),
     cpuProfile: values['cpu-profile'],
     noEvents: values['no-events'],
   };

@@ -145,3 +145,10 @@ export function processLoad(): { stop(): ProcessLoad } {
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** `--flag=value` as an integer within [min, max], or a UsageError naming the flag. */
+export function intFlag(flag: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag}=${value}: expected an integer from ${String(min)} to ${String(max)}`);
+  return n;
+}

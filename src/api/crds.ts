@@ -210,37 +210,51 @@ const addressPoolSchema: Schema = {
   },
 };
 
-export function addressPoolCrd(): Record<string, unknown> {
+interface CrdOptions {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  scope: 'Cluster' | 'Namespaced';
+  printerColumns: Record<string, unknown>[];
+  schema: Schema;
+}
+
+/** One served, stored version with a status subresource: the shape of every Portico CRD. */
+function crd(o: CrdOptions): Record<string, unknown> {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `${ADDRESS_POOL_PLURAL}.${API_GROUP}` },
+    metadata: { name: `${o.plural}.${API_GROUP}` },
     spec: {
       group: API_GROUP,
-      scope: 'Cluster',
-      names: { kind: ADDRESS_POOL_KIND, listKind: `${ADDRESS_POOL_KIND}List`, plural: ADDRESS_POOL_PLURAL, singular: 'addresspool', shortNames: ['apool'], categories: ['portico'] },
-      versions: [
-        {
-          name: API_VERSION,
-          served: true,
-          storage: true,
-          subresources: { status: {} },
-          additionalPrinterColumns: [
-            { name: 'Addresses', type: 'string', jsonPath: '.spec.addresses' },
-            { name: 'Auto', type: 'boolean', jsonPath: '.spec.autoAssign' },
-            { name: 'Assigned-v4', type: 'integer', jsonPath: '.status.assignedIPv4' },
-            { name: 'Free-v4', type: 'integer', jsonPath: '.status.availableIPv4' },
-            { name: 'Assigned-v6', type: 'integer', jsonPath: '.status.assignedIPv6', priority: 1 },
-            { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
-            // `kubectl get apool -o wide` says why a pool is not Ready.
-            { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
-            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-          ],
-          schema: { openAPIV3Schema: addressPoolSchema },
-        },
-      ],
+      scope: o.scope,
+      names: { kind: o.kind, listKind: `${o.kind}List`, plural: o.plural, singular: o.singular, shortNames: o.shortNames, categories: ['portico'] },
+      versions: [{ name: API_VERSION, served: true, storage: true, subresources: { status: {} }, additionalPrinterColumns: o.printerColumns, schema: { openAPIV3Schema: o.schema } }],
     },
   };
+}
+
+export function addressPoolCrd(): Record<string, unknown> {
+  return crd({
+    kind: ADDRESS_POOL_KIND,
+    plural: ADDRESS_POOL_PLURAL,
+    singular: 'addresspool',
+    shortNames: ['apool'],
+    scope: 'Cluster',
+    printerColumns: [
+      { name: 'Addresses', type: 'string', jsonPath: '.spec.addresses' },
+      { name: 'Auto', type: 'boolean', jsonPath: '.spec.autoAssign' },
+      { name: 'Assigned-v4', type: 'integer', jsonPath: '.status.assignedIPv4' },
+      { name: 'Free-v4', type: 'integer', jsonPath: '.status.availableIPv4' },
+      { name: 'Assigned-v6', type: 'integer', jsonPath: '.status.assignedIPv6', priority: 1 },
+      { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+      // `kubectl get apool -o wide` says why a pool is not Ready.
+      { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+    schema: addressPoolSchema,
+  });
 }
 
 /** Every CRD Portico installs, keyed by the file name under deploy/crds/. */
@@ -362,30 +376,19 @@ const externalServiceSchema: Schema = {
 };
 
 export function externalServiceCrd(): Record<string, unknown> {
-  return {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: `${EXTERNAL_SERVICE_PLURAL}.${API_GROUP}` },
-    spec: {
-      group: API_GROUP,
-      scope: 'Namespaced',
-      names: { kind: EXTERNAL_SERVICE_KIND, listKind: `${EXTERNAL_SERVICE_KIND}List`, plural: EXTERNAL_SERVICE_PLURAL, singular: 'externalservice', shortNames: ['xsvc'], categories: ['portico'] },
-      versions: [
-        {
-          name: API_VERSION,
-          served: true,
-          storage: true,
-          subresources: { status: {} },
-          additionalPrinterColumns: [
-            { name: 'Endpoints', type: 'string', jsonPath: '.status.endpoints', description: 'ready/total' },
-            { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
-            { name: 'Degraded', type: 'string', jsonPath: '.status.conditions[?(@.type=="Degraded")].status', priority: 1 },
-            { name: 'Rejected', type: 'string', jsonPath: '.status.conditions[?(@.type=="Rejected")].status', priority: 1 },
-            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-          ],
-          schema: { openAPIV3Schema: externalServiceSchema },
-        },
-      ],
-    },
-  };
+  return crd({
+    kind: EXTERNAL_SERVICE_KIND,
+    plural: EXTERNAL_SERVICE_PLURAL,
+    singular: 'externalservice',
+    shortNames: ['xsvc'],
+    scope: 'Namespaced',
+    printerColumns: [
+      { name: 'Endpoints', type: 'string', jsonPath: '.status.endpoints', description: 'ready/total' },
+      { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+      { name: 'Degraded', type: 'string', jsonPath: '.status.conditions[?(@.type=="Degraded")].status', priority: 1 },
+      { name: 'Rejected', type: 'string', jsonPath: '.status.conditions[?(@.type=="Rejected")].status', priority: 1 },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+    schema: externalServiceSchema,
+  });
 }

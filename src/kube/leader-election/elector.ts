@@ -1,5 +1,6 @@
 /** Leader election on a coordination.k8s.io/v1 Lease, after client-go's leaderelection package. */
 import { V1Lease, V1LeaseSpec, V1MicroTime, V1ObjectMeta } from '@kubernetes/client-node';
+import { abortable } from '../abort.js';
 import type { Clock } from '../clock.js';
 import { LeaseConflictError, withSpec, type LeaseStore } from './lease-store.js';
 
@@ -491,22 +492,10 @@ export function leaderElectionHealthy(
   return () => elector?.healthy(slackMs) ?? true;
 }
 
+/** The attempt's result, or 'aborted' as soon as `signal` fires (the attempt itself runs on). */
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | 'aborted'> {
-  if (signal.aborted) return Promise.resolve('aborted');
-  return new Promise<T | 'aborted'>((resolve, reject) => {
-    const onAbort = (): void => {
-      resolve('aborted');
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
+  return abortable<T | 'aborted'>(promise, signal).catch((error: unknown) => {
+    if (signal.aborted) return 'aborted';
+    throw error;
   });
 }

@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import type { V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { abortable } from '../../kube/abort.js';
 import type { Clock } from '../../kube/clock.js';
 import type { Cache } from '../../kube/informer.js';
 import { ProviderError, type Backends, type LoadBalancerProvider, type LoadBalancerStatus, type ProviderContext, type ReadonlyService, type SpecProblem } from '../provider.js';
@@ -171,7 +172,7 @@ export class AliyunSlbProvider implements LoadBalancerProvider {
         this.refreshing = undefined;
       }
     })();
-    await raceAbort(this.refreshing, ctx.signal);
+    await abortable(this.refreshing, ctx.signal);
     if (!this.snapshot) throw new ProviderError('no listing of load balancers', { retryable: true });
     return this.snapshot;
   }
@@ -491,22 +492,4 @@ async function ignoreNotFound(call: Promise<void>): Promise<void> {
     if (error instanceof SlbApiError && (classify(error) === 'not-found' || /does not exist/.test(error.message))) return;
     throw error;
   }
-}
-
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
 }

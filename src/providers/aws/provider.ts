@@ -13,6 +13,7 @@
 import type { Logger } from 'pino';
 import { ProviderError, type Backends, type LoadBalancerProvider, type LoadBalancerStatus, type ProviderContext, type ReadonlyService } from '../provider.js';
 import type { SpecProblem } from '../../api/types.js';
+import { abortable } from '../../kube/abort.js';
 import type { Clock } from '../../kube/clock.js';
 import type { AwsApi, Listener, LoadBalancer, Subnet, Tags, TargetGroup } from './api.js';
 import {
@@ -143,24 +144,6 @@ class Inventory {
     this.byService = new Map();
     this.fetchedAt = Number.NEGATIVE_INFINITY;
   }
-}
-
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
 }
 
 /** DescribeTags in batches of 20 ARNs (the API's limit). */
