@@ -31,7 +31,7 @@ export const description = 'N Services on moto through the AWS provider: API cal
 const REGION = 'us-east-1';
 const CREDENTIALS = { accessKeyId: 'bench', secretAccessKey: 'bench' };
 const CLUSTER = 'bench';
-const FAST = { 'elb-describe': { ratePerSecond: 1e4, burst: 1e4 }, 'elb-write': { ratePerSecond: 1e4, burst: 1e4 }, 'elb-targets': { ratePerSecond: 1e4, burst: 1e4 }, 'ec2-describe': { ratePerSecond: 1e4, burst: 1e4 } };
+const FAST = { 'elb-describe': { ratePerSecond: 1e4, burst: 1e4 }, 'elb-write': { ratePerSecond: 1e4, burst: 1e4 }, 'elb-targets': { ratePerSecond: 1e4, burst: 1e4 }, 'ec2-describe': { ratePerSecond: 1e4, burst: 1e4 }, 'ec2-write': { ratePerSecond: 1e4, burst: 1e4 } };
 
 type Counts = Map<Operation, number>;
 const sum = (c: Counts, filter: (op: Operation) => boolean = () => true): number => [...c].filter(([op]) => filter(op)).reduce((n, [, v]) => n + v, 0);

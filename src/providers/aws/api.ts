@@ -21,6 +21,8 @@ export interface LoadBalancer {
   vpcId: string;
   ipAddressType: string;
   subnetIds: readonly string[];
+  /** Empty for an NLB created without security groups (AWS cannot add any later). */
+  securityGroupIds: readonly string[];
   state: string;
 }
 
@@ -74,6 +76,33 @@ export interface Subnet {
   tags: Tags;
 }
 
+/**
+ * One ingress permission with one source, as EC2 reports and takes them. `protocol` is EC2's
+ * (`tcp`, `udp`, `-1`, `icmp`…); ports are -1 when the protocol has none.
+ */
+export interface IngressRule {
+  protocol: string;
+  fromPort: number;
+  toPort: number;
+  /** A CIDR (IPv4 or IPv6), a security group ID or a prefix list ID. */
+  source: { kind: 'cidr' | 'group' | 'prefix-list'; value: string };
+}
+
+export interface SecurityGroup {
+  id: string;
+  name: string;
+  vpcId: string;
+  tags: Tags;
+  ingress: readonly IngressRule[];
+}
+
+export interface Vpc {
+  id: string;
+  /** Associated IPv4 CIDR blocks, the primary one first. */
+  cidrs: readonly string[];
+  ipv6Cidrs: readonly string[];
+}
+
 export interface Page<T> {
   items: T[];
   /** Present when there is another page. */
@@ -85,6 +114,15 @@ export interface CreateLoadBalancerInput {
   scheme: Scheme;
   ipAddressType: IpAddressType;
   subnetIds: readonly string[];
+  /** Attached at creation: an NLB created without any can never get one. */
+  securityGroupIds: readonly string[];
+  tags: Tags;
+}
+
+export interface CreateSecurityGroupInput {
+  name: string;
+  description: string;
+  vpcId: string;
   tags: Tags;
 }
 
@@ -129,6 +167,8 @@ export interface AwsApi {
   modifyLoadBalancerAttributes(signal: AbortSignal, arn: string, attributes: Readonly<Record<string, string>>): Promise<void>;
   setSubnets(signal: AbortSignal, arn: string, subnetIds: readonly string[]): Promise<void>;
   setIpAddressType(signal: AbortSignal, arn: string, type: IpAddressType): Promise<void>;
+  /** Only for an NLB created with security groups (AWS refuses the others). */
+  setSecurityGroups(signal: AbortSignal, arn: string, groupIds: readonly string[]): Promise<void>;
   createTargetGroup(signal: AbortSignal, input: CreateTargetGroupInput): Promise<TargetGroup>;
   modifyTargetGroup(signal: AbortSignal, arn: string, healthCheck: HealthCheck): Promise<void>;
   modifyTargetGroupAttributes(signal: AbortSignal, arn: string, attributes: Readonly<Record<string, string>>): Promise<void>;
@@ -142,6 +182,14 @@ export interface AwsApi {
   addTags(signal: AbortSignal, arns: readonly string[], tags: Tags): Promise<void>;
   removeTags(signal: AbortSignal, arns: readonly string[], keys: readonly string[]): Promise<void>;
   describeSubnets(signal: AbortSignal, query: SubnetQuery): Promise<Page<Subnet>>;
+  describeVpcs(signal: AbortSignal, ids: readonly string[]): Promise<Vpc[]>;
+  /** By IDs, or by filters (`vpc-id`, `group-name`, `tag:<key>`), paged. */
+  describeSecurityGroups(signal: AbortSignal, query: SubnetQuery): Promise<Page<SecurityGroup>>;
+  /** Tagged in the same call (TagSpecifications); returns the group ID. */
+  createSecurityGroup(signal: AbortSignal, input: CreateSecurityGroupInput): Promise<string>;
+  deleteSecurityGroup(signal: AbortSignal, id: string): Promise<void>;
+  authorizeSecurityGroupIngress(signal: AbortSignal, groupId: string, rules: readonly IngressRule[]): Promise<void>;
+  revokeSecurityGroupIngress(signal: AbortSignal, groupId: string, rules: readonly IngressRule[]): Promise<void>;
 }
 
 export type Operation = keyof AwsApi;
@@ -153,6 +201,7 @@ export const MUTATING_OPERATIONS: ReadonlySet<Operation> = new Set<Operation>([
   'modifyLoadBalancerAttributes',
   'setSubnets',
   'setIpAddressType',
+  'setSecurityGroups',
   'createTargetGroup',
   'modifyTargetGroup',
   'modifyTargetGroupAttributes',
@@ -164,13 +213,27 @@ export const MUTATING_OPERATIONS: ReadonlySet<Operation> = new Set<Operation>([
   'deregisterTargets',
   'addTags',
   'removeTags',
+  'createSecurityGroup',
+  'deleteSecurityGroup',
+  'authorizeSecurityGroupIngress',
+  'revokeSecurityGroupIngress',
+]);
+
+const EC2_OPERATIONS: ReadonlySet<Operation> = new Set<Operation>([
+  'describeSubnets',
+  'describeVpcs',
+  'describeSecurityGroups',
+  'createSecurityGroup',
+  'deleteSecurityGroup',
+  'authorizeSecurityGroupIngress',
+  'revokeSecurityGroupIngress',
 ]);
 
 /** Token-bucket families: AWS throttles describes, writes and target registration separately. */
-export type CallFamily = 'elb-describe' | 'elb-write' | 'elb-targets' | 'ec2-describe';
+export type CallFamily = 'elb-describe' | 'elb-write' | 'elb-targets' | 'ec2-describe' | 'ec2-write';
 
 export function callFamily(operation: Operation): CallFamily {
-  if (operation === 'describeSubnets') return 'ec2-describe';
+  if (EC2_OPERATIONS.has(operation)) return MUTATING_OPERATIONS.has(operation) ? 'ec2-write' : 'ec2-describe';
   if (operation === 'registerTargets' || operation === 'deregisterTargets') return 'elb-targets';
   return MUTATING_OPERATIONS.has(operation) ? 'elb-write' : 'elb-describe';
 }

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { SpecProblem } from '../../api/types.js';
+import { AddressParseError, formatIP, parseCIDR } from '../../ipam/ip.js';
 import type { Backends, ReadonlyEndpointSlice, ReadonlyService } from '../provider.js';
 import type { HealthCheck, HealthCheckProtocol, IpAddressType, ListenerProtocol, Scheme, Tags, Target, TargetType } from './api.js';
 
@@ -40,6 +41,8 @@ export const ANNOTATIONS = {
   ipAddressType: A('ip-address-type'),
   /** aws-load-balancer-controller's selector between it and the in-tree provider; spec.loadBalancerClass selects here. */
   type: A('type'),
+  /** Kubernetes' legacy spelling of spec.loadBalancerSourceRanges (used only when the field is empty, as upstream). */
+  sourceRanges: 'service.beta.kubernetes.io/load-balancer-source-ranges',
 } as const;
 const KNOWN = new Set<string>(Object.values(ANNOTATIONS));
 
@@ -60,6 +63,22 @@ export interface DesiredPort {
   targetGroup: DesiredTargetGroup;
 }
 
+/** The NLB's frontend security group, managed by Portico (created with the NLB, deleted after it). */
+export interface DesiredSecurityGroup {
+  name: string;
+  description: string;
+  tags: Tags;
+  /** What the listeners need open: one entry per port and EC2 protocol (TCP_UDP opens both). */
+  ports: readonly { protocol: 'tcp' | 'udp'; port: number }[];
+  /** Who may connect: these CIDRs, or the VPC's own CIDR blocks (an internal NLB given no ranges). */
+  sources: { kind: 'cidrs'; cidrs: readonly string[] } | { kind: 'vpc'; ipv6: boolean };
+  /**
+   * The Service asked for source ranges: an NLB created without security groups (an earlier
+   * Portico) cannot honour that, and says so.
+   */
+  restricted: boolean;
+}
+
 export type SubnetSelection = { kind: 'discover'; role: 'kubernetes.io/role/elb' | 'kubernetes.io/role/internal-elb' } | { kind: 'listed'; values: readonly string[] };
 
 export interface DesiredLoadBalancer {
@@ -72,6 +91,7 @@ export interface DesiredLoadBalancer {
   /** Ownership + additional tags (the spec-hash tag is added by the executor). */
   tags: Tags;
   ports: readonly DesiredPort[];
+  securityGroup: DesiredSecurityGroup;
   /** Hash of everything above: equal hashes mean nothing to do. */
   specHash: string;
 }
@@ -278,14 +298,42 @@ export function validateService(service: ReadonlyService): SpecProblem[] {
       problems.push({ field: `spec.ports[${g.indexes[1] ?? 0}].nodePort`, message: `TCP and UDP on port ${g.port} share one TCP_UDP target group: give both the same nodePort` });
     }
   }
-  if ((service.spec?.loadBalancerSourceRanges ?? []).length > 0) {
-    // Refusing is safer than provisioning a balancer open to more than the user asked for.
-    problems.push({ field: 'spec.loadBalancerSourceRanges', message: 'not supported by portico.dev/aws-nlb yet (it needs NLB security groups); remove it and restrict access in the nodes\' security groups' });
-  }
+  parseSourceRanges(service, config.ipAddressType, problems);
   if (config.targetType === 'instance' && service.spec?.allocateLoadBalancerNodePorts === false) {
     problems.push({ field: 'spec.allocateLoadBalancerNodePorts', message: 'instance targets need node ports: allow them, or use nlb-target-type: ip' });
   }
   return problems;
+}
+
+/**
+ * `spec.loadBalancerSourceRanges`, else the legacy annotation (comma-separated), as canonical
+ * CIDRs; empty: none given. An IPv6 range needs a dualstack NLB (as aws-load-balancer-controller).
+ */
+export function parseSourceRanges(service: ReadonlyService, ipAddressType: IpAddressType, problems: SpecProblem[]): string[] {
+  const fromSpec = service.spec?.loadBalancerSourceRanges ?? [];
+  const annotation = service.metadata?.annotations?.[ANNOTATIONS.sourceRanges] ?? '';
+  const useSpec = fromSpec.length > 0;
+  const values = useSpec ? fromSpec : annotation.split(',').map((r) => r.trim()).filter(Boolean);
+  const out: string[] = [];
+  values.forEach((raw, i) => {
+    const field = useSpec ? `spec.loadBalancerSourceRanges[${i}]` : `metadata.annotations[${ANNOTATIONS.sourceRanges}]`;
+    const at = useSpec ? '' : `range ${i + 1}, `;
+    let cidr;
+    try {
+      cidr = parseCIDR(raw.trim());
+    } catch (error) {
+      const why = error instanceof AddressParseError ? error.message : 'not a CIDR';
+      problems.push({ field, message: bounded(`${at}"${bounded(raw, 60)}" is not a CIDR like 203.0.113.0/24: ${why}`, 200) });
+      return;
+    }
+    if (cidr.family === 'IPv6' && ipAddressType !== 'dualstack') {
+      problems.push({ field, message: `${at}"${bounded(raw, 60)}" is IPv6, and this NLB is IPv4 only: set ${ANNOTATIONS.ipAddressType}: dualstack, or remove the range` });
+      return;
+    }
+    const text = `${formatIP({ family: cidr.family, value: cidr.start })}/${cidr.prefixLength}`;
+    if (!out.includes(text)) out.push(text);
+  });
+  return out;
 }
 
 export function shortHash(...parts: readonly string[]): string {
@@ -383,15 +431,28 @@ export function desiredLoadBalancer(clusterName: string, service: ReadonlyServic
     };
   });
 
+  const lbName = config.name ?? defaultName(clusterName, namespace, svcName);
+  const ranges = parseSourceRanges(service, config.ipAddressType, []);
+  const open = ['0.0.0.0/0', ...(config.ipAddressType === 'dualstack' ? ['::/0'] : [])];
+  const securityGroup: DesiredSecurityGroup = {
+    name: `${lbName}-sg`,
+    description: `Portico frontend of NLB ${lbName} for Service ${key}`,
+    tags: { ...config.additionalTags, ...ownershipTags(clusterName, key, 'security-group') },
+    ports: ports.flatMap((p) => (p.protocol === 'TCP_UDP' ? (['tcp', 'udp'] as const) : [p.protocol === 'TCP' ? ('tcp' as const) : ('udp' as const)]).map((protocol) => ({ protocol, port: p.port }))),
+    // aws-load-balancer-controller's defaults when no range is given.
+    sources: ranges.length > 0 ? { kind: 'cidrs', cidrs: ranges } : config.scheme === 'internal' ? { kind: 'vpc', ipv6: config.ipAddressType === 'dualstack' } : { kind: 'cidrs', cidrs: open },
+    restricted: ranges.length > 0,
+  };
   const base = {
     serviceKey: key,
-    name: config.name ?? defaultName(clusterName, namespace, svcName),
+    name: lbName,
     scheme: config.scheme,
     ipAddressType: config.ipAddressType,
     subnets: config.subnets,
     attributes: config.attributes,
     tags: { ...config.additionalTags, ...ownershipTags(clusterName, key, 'load-balancer') },
     ports,
+    securityGroup,
   };
   return { desired: { ...base, specHash: shortHash(JSON.stringify(base)).slice(0, 32) }, problems };
 }

@@ -2,12 +2,12 @@
 import { ProviderError } from '../provider.js';
 import { AwsRetriesExhausted, classify, errorCode } from './guard.js';
 
-const QUOTA = /^TooMany/;
+const QUOTA = /^TooMany|^RulesPerSecurityGroupLimitExceeded$|^SecurityGroupLimitExceeded$/;
 const PERMISSION = new Set(['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation', 'AuthFailure', 'InvalidClientTokenId', 'ExpiredToken', 'SignatureDoesNotMatch', 'UnrecognizedClient']);
 const bounded = (s: string): string => (s.length > 300 ? `${s.slice(0, 300)}…` : s);
 
 export function isNotFound(error: unknown): boolean {
-  return ['LoadBalancerNotFound', 'TargetGroupNotFound', 'ListenerNotFound'].includes(errorCode(error));
+  return ['LoadBalancerNotFound', 'TargetGroupNotFound', 'ListenerNotFound', 'InvalidGroup.NotFound', 'InvalidPermission.NotFound'].includes(errorCode(error));
 }
 
 export function toProviderError(error: unknown, what: string): ProviderError {

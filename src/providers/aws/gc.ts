@@ -4,8 +4,14 @@ import type { Clock } from '../../kube/clock.js';
 import type { Cache } from '../../kube/informer.js';
 import type { ReadonlyService } from '../provider.js';
 
+export interface SweepResult {
+  loadBalancers: string[];
+  targetGroups: string[];
+  securityGroups: string[];
+}
+
 export interface Sweeper {
-  sweep(signal: AbortSignal, liveServiceKeys: ReadonlySet<string>, options: { dryRun: boolean; logger: Logger }): Promise<{ loadBalancers: string[]; targetGroups: string[] }>;
+  sweep(signal: AbortSignal, liveServiceKeys: ReadonlySet<string>, options: { dryRun: boolean; logger: Logger }): Promise<SweepResult>;
 }
 
 export interface GarbageCollectionOptions {
@@ -14,7 +20,7 @@ export interface GarbageCollectionOptions {
   dryRun: boolean;
   clock: Clock;
   logger: Logger;
-  onSwept?: (result: { loadBalancers: string[]; targetGroups: string[] }) => void;
+  onSwept?: (result: SweepResult) => void;
 }
 
 export async function runGarbageCollection(provider: Sweeper, options: GarbageCollectionOptions, signal: AbortSignal): Promise<void> {
@@ -25,7 +31,7 @@ export async function runGarbageCollection(provider: Sweeper, options: GarbageCo
       const live = new Set(options.services.list().map((s) => `${s.metadata?.namespace ?? ''}/${s.metadata?.name ?? ''}`));
       const result = await provider.sweep(signal, live, { dryRun: options.dryRun, logger: options.logger });
       options.onSwept?.(result);
-      if (result.loadBalancers.length + result.targetGroups.length > 0) {
+      if (result.loadBalancers.length + result.targetGroups.length + result.securityGroups.length > 0) {
         options.logger.info({ ...result, dryRun: options.dryRun }, options.dryRun ? 'garbage collection (dry run): would delete' : 'garbage collection: deleted');
       }
     } catch (error) {

@@ -18,6 +18,7 @@ export const DEFAULT_LIMITS: Readonly<Record<CallFamily, BucketLimit>> = {
   'elb-write': { ratePerSecond: 5, burst: 10 },
   'elb-targets': { ratePerSecond: 5, burst: 10 },
   'ec2-describe': { ratePerSecond: 10, burst: 20 },
+  'ec2-write': { ratePerSecond: 5, burst: 10 },
 };
 
 export type CallOutcome = 'ok' | 'throttled' | 'server-error' | 'network-error' | 'client-error' | 'aborted';

@@ -2,8 +2,10 @@
  * Desired vs actual -> the calls to make, in dependency order. Pure: the executor (provider.ts)
  * reads the actual state, runs the actions and reads nothing it does not need.
  */
-import type { HealthCheck, IpAddressType, Listener, ListenerProtocol, LoadBalancer, Tags, Target, TargetGroup, TargetHealth } from './api.js';
-import { TAG_SPEC_HASH, type DesiredLoadBalancer, type DesiredTargetGroup } from './desired.js';
+import type { SpecProblem } from '../../api/types.js';
+import { formatIP, parseCIDR } from '../../ipam/ip.js';
+import type { HealthCheck, IngressRule, IpAddressType, Listener, ListenerProtocol, LoadBalancer, Tags, Target, TargetGroup, TargetHealth, Vpc } from './api.js';
+import { TAG_SPEC_HASH, type DesiredLoadBalancer, type DesiredSecurityGroup, type DesiredTargetGroup } from './desired.js';
 
 /** Per call, at most (the API allows more for some target types; 200 fits them all). */
 export const MAX_TARGETS_PER_CALL = 200;
@@ -154,4 +156,58 @@ export function planLoadBalancer(desired: DesiredLoadBalancer, actual: ActualSta
   const wantedNames = new Set(desired.ports.map((p) => p.targetGroup.name));
   for (const t of actual.targetGroups) if (!wantedNames.has(t.tg.name)) actions.push({ kind: 'deleteTargetGroup', arn: t.tg.arn, name: t.tg.name });
   return actions;
+}
+
+// ---- the frontend security group --------------------------------------------------------------
+
+/**
+ * The ingress rules the frontend group should hold: every listener port and protocol from every
+ * source. `vpc` is needed only when the sources are the VPC's own blocks (`sources.kind: 'vpc'`).
+ * Health checks come from the NLB itself and need no rule here.
+ */
+export function desiredIngress(sg: DesiredSecurityGroup, vpc: Vpc | undefined): IngressRule[] {
+  const cidrs = sg.sources.kind === 'cidrs' ? sg.sources.cidrs : [...(vpc?.cidrs ?? []), ...(sg.sources.ipv6 ? (vpc?.ipv6Cidrs ?? []) : [])];
+  return sg.ports.flatMap((p) => cidrs.map((cidr) => ({ protocol: p.protocol, fromPort: p.port, toPort: p.port, source: { kind: 'cidr' as const, value: cidr } })));
+}
+
+function canonicalSource(rule: IngressRule): string {
+  if (rule.source.kind !== 'cidr') return rule.source.value;
+  try {
+    const c = parseCIDR(rule.source.value);
+    return `${formatIP({ family: c.family, value: c.start })}/${c.prefixLength}`;
+  } catch {
+    return rule.source.value;
+  }
+}
+
+export function ruleKey(rule: IngressRule): string {
+  return `${rule.protocol.toLowerCase()}|${rule.fromPort}|${rule.toPort}|${rule.source.kind}|${canonicalSource(rule)}`;
+}
+
+/** What to add and what to take away (anything in our group we did not ask for). */
+export function planIngress(want: readonly IngressRule[], have: readonly IngressRule[]): { authorize: IngressRule[]; revoke: IngressRule[] } {
+  const haveKeys = new Set(have.map(ruleKey));
+  const wantKeys = new Set(want.map(ruleKey));
+  const seen = new Set<string>();
+  const authorize = want.filter((r) => {
+    const k = ruleKey(r);
+    if (haveKeys.has(k) || seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+  return { authorize, revoke: have.filter((r) => !wantKeys.has(ruleKey(r))) };
+}
+
+/**
+ * An NLB created without security groups (by an earlier Portico) can never get one: when the
+ * Service asks for source ranges, say so rather than replace the NLB (its DNS name would change).
+ */
+export function unattachableGroupProblem(desired: DesiredLoadBalancer, lb: LoadBalancer): SpecProblem | undefined {
+  if (lb.securityGroupIds.length > 0 || !desired.securityGroup.restricted) return undefined;
+  return {
+    field: 'spec.loadBalancerSourceRanges',
+    message:
+      `NLB ${lb.name} was created without security groups, and AWS cannot add security groups to such an NLB, so the source ranges cannot be enforced on it; ` +
+      'its listeners keep working as before. To get an NLB with a managed security group (and a new DNS name), delete and recreate the Service, or change aws-load-balancer-name',
+  };
 }

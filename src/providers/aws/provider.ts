@@ -30,9 +30,10 @@ import {
   type SubnetSelection,
 } from './desired.js';
 import { isNotFound, toProviderError } from './errors.js';
-import { runGarbageCollection, type GarbageCollectionOptions } from './gc.js';
+import { runGarbageCollection, type GarbageCollectionOptions, type SweepResult } from './gc.js';
 import { errorCode } from './guard.js';
-import { chunks, planLoadBalancer, type Action, type ActualState, type ActualTargetGroup, type TargetGroupRef } from './planner.js';
+import { chunks, planLoadBalancer, unattachableGroupProblem, type Action, type ActualState, type ActualTargetGroup, type TargetGroupRef } from './planner.js';
+import { FrontendGroups } from './security-groups.js';
 
 export const DESCRIBE_TAGS_BATCH = 20;
 const LB_PAGE_SIZE = 400;
@@ -164,6 +165,12 @@ async function allPages<T>(fetch: (marker: string | undefined) => Promise<{ item
   return items;
 }
 
+/** Converged as far as AWS allows, but the source ranges cannot be enforced: a terminal condition. */
+function throwIfUnattachable(desired: DesiredLoadBalancer, lb: LoadBalancer): void {
+  const problem = unattachableGroupProblem(desired, lb);
+  if (problem !== undefined) throw new ProviderError(problem.message, { retryable: false, reason: 'InvalidSpec', field: problem.field });
+}
+
 export function statusOf(lb: LoadBalancer): LoadBalancerStatus {
   return { ingress: lb.dnsName === '' ? [] : [{ hostname: lb.dnsName }] };
 }
@@ -179,10 +186,14 @@ export class AwsNlbProvider implements LoadBalancerProvider {
   private gcTerm: AbortController | undefined;
   private readonly externalTagKeys: ReadonlySet<string>;
   private readonly discovered = new Map<string, { at: number; ids: string[] }>();
+  /** A subnet's VPC never changes: learned from every subnet description. */
+  private readonly subnetVpcs = new Map<string, string>();
+  private readonly groups: FrontendGroups;
 
   constructor(private readonly options: AwsProviderOptions) {
     this.inventory = new Inventory(options.api, options.clusterName, options.clock);
     this.inventoryTtlMs = options.inventoryTtlMs ?? 60_000;
+    this.groups = new FrontendGroups({ api: options.api, clusterName: options.clusterName, clock: options.clock, cacheTtlMs: this.inventoryTtlMs });
     this.deepVerifyIntervalMs = options.deepVerifyIntervalMs ?? 60 * 60_000;
     this.externalTagKeys = new Set(options.externalTagKeys ?? []);
   }
@@ -198,6 +209,7 @@ export class AwsNlbProvider implements LoadBalancerProvider {
   start(signal: AbortSignal): Promise<void> {
     this.inventory.clear();
     this.discovered.clear();
+    this.groups.clear();
     this.verifiedAt.clear();
     const gc = this.options.gc;
     if (gc !== undefined && gc.intervalMs > 0) {
@@ -242,7 +254,10 @@ export class AwsNlbProvider implements LoadBalancerProvider {
       if (current !== undefined && owned.length === 1 && current.tags[TAG_SPEC_HASH] === desired.specHash) {
         const verified = this.verifiedAt.get(desired.serviceKey);
         if (verified === undefined) this.verifiedAt.set(desired.serviceKey, now);
-        if (verified === undefined || now - verified < this.deepVerifyIntervalMs) return statusOf(current.lb);
+        if (verified === undefined || now - verified < this.deepVerifyIntervalMs) {
+          throwIfUnattachable(desired, current.lb);
+          return statusOf(current.lb);
+        }
       }
       return await this.converge(ctx, desired, owned);
     } catch (error) {
@@ -265,6 +280,8 @@ export class AwsNlbProvider implements LoadBalancerProvider {
       // Target groups created before a crash, never attached to a listener.
       const { desired } = desiredLoadBalancer(this.options.clusterName, service, { nodes: [], endpointSlices: [] });
       for (const tg of await this.targetGroupsByName(ctx.signal, desired, [])) await this.deleteTargetGroup(ctx, tg.tg);
+      // Last: AWS refuses to delete a group an NLB (or its network interfaces) still uses.
+      await this.groups.deleteAll(ctx, key);
       this.verifiedAt.delete(key);
     } catch (error) {
       if (ctx.signal.aborted) throw error;
@@ -273,8 +290,8 @@ export class AwsNlbProvider implements LoadBalancerProvider {
   }
 
   /** Deletes everything tagged with our cluster whose Service is not in `liveServiceKeys`. */
-  async sweep(signal: AbortSignal, liveServiceKeys: ReadonlySet<string>, options: { dryRun: boolean; logger: Logger }): Promise<{ loadBalancers: string[]; targetGroups: string[] }> {
-    const found = { loadBalancers: [] as string[], targetGroups: [] as string[] };
+  async sweep(signal: AbortSignal, liveServiceKeys: ReadonlySet<string>, options: { dryRun: boolean; logger: Logger }): Promise<SweepResult> {
+    const found: SweepResult = { loadBalancers: [], targetGroups: [], securityGroups: [] };
     const ctx: ProviderContext = { signal, logger: options.logger, events: { record: () => undefined } };
     for (const [key, owned] of await this.inventory.all(signal)) {
       if (liveServiceKeys.has(key)) continue;
@@ -295,12 +312,20 @@ export class AwsNlbProvider implements LoadBalancerProvider {
       options.logger.info({ service: t[TAG_SERVICE], targetGroup: tg.arn, dryRun: options.dryRun }, 'garbage collection: target group of a Service that no longer exists');
       if (!options.dryRun) await this.deleteTargetGroup(ctx, tg);
     }
+    // Frontend groups of gone Services, after their NLBs; one still held by AWS goes at a later sweep.
+    for (const g of await this.groups.allOwned(signal)) {
+      const key = g.tags[TAG_SERVICE] ?? '';
+      if (liveServiceKeys.has(key)) continue;
+      options.logger.info({ service: key, securityGroup: g.id, dryRun: options.dryRun }, 'garbage collection: security group of a Service that no longer exists');
+      if (options.dryRun || (await this.groups.delete(ctx, g.id, 'try'))) found.securityGroups.push(g.name);
+    }
     return found;
   }
 
   // ---- converge -----------------------------------------------------------------------------
 
-  private async converge(ctx: ProviderContext, desired: DesiredLoadBalancer, owned: OwnedLoadBalancer[]): Promise<LoadBalancerStatus> {
+  /** `replaced`: an NLB of this Service was just deleted, its frontend group may be left. */
+  private async converge(ctx: ProviderContext, desired: DesiredLoadBalancer, owned: OwnedLoadBalancer[], replaced = false): Promise<LoadBalancerStatus> {
     const { signal } = ctx;
     let current = owned.find((o) => o.lb.name === desired.name);
     let subnetIds: readonly string[] | undefined;
@@ -313,8 +338,12 @@ export class AwsNlbProvider implements LoadBalancerProvider {
       current = await this.findByName(signal, desired);
       if (current === undefined) {
         created = true;
+        const subnets = await resolveSubnets();
+        // The group first: an NLB created without one can never get one.
+        const groupId = await this.groups.ensureForNewBalancer(ctx, desired, await this.vpcOf(signal, subnets));
         signal.throwIfAborted();
-        const lb = await this.api.createLoadBalancer(signal, { name: desired.name, scheme: desired.scheme, ipAddressType: desired.ipAddressType, subnetIds: await resolveSubnets(), tags: desired.tags });
+        const made = await this.api.createLoadBalancer(signal, { name: desired.name, scheme: desired.scheme, ipAddressType: desired.ipAddressType, subnetIds: subnets, securityGroupIds: [groupId], tags: desired.tags });
+        const lb = made.securityGroupIds.length > 0 ? made : { ...made, securityGroupIds: [groupId] };
         current = { lb, tags: desired.tags };
         ctx.logger.info({ loadBalancer: lb.arn }, 'created NLB');
         ctx.events.record('Normal', 'CreatedLoadBalancer', `Created NLB ${lb.name}`);
@@ -329,13 +358,26 @@ export class AwsNlbProvider implements LoadBalancerProvider {
     const replace = actions.find((a): a is Extract<Action, { kind: 'replaceLoadBalancer' }> => a.kind === 'replaceLoadBalancer');
     if (replace !== undefined) {
       ctx.events.record('Normal', 'ReplacingLoadBalancer', `Replacing NLB ${current.lb.name}: ${replace.reason}`);
+      const gone = current.lb.arn;
       await this.teardown(ctx, current);
-      return this.converge(ctx, desired, owned.filter((o) => o.lb.arn !== current.lb.arn));
+      return this.converge(ctx, desired, owned.filter((o) => o.lb.arn !== gone), true);
+    }
+    // Rules before listeners: a new port is allowed in before it is served. An NLB without
+    // groups (created by an earlier Portico) cannot get any: it is left as it is.
+    if (!created && current.lb.securityGroupIds.length > 0) {
+      const securityGroupIds = await this.groups.converge(ctx, desired, current.lb);
+      if (securityGroupIds !== current.lb.securityGroupIds) current = { ...current, lb: { ...current.lb, securityGroupIds } };
     }
     await this.execute(ctx, actual, actions);
 
     // Other balancers of ours for this Service (a name change left one behind): remove them last.
-    for (const o of owned) if (o.lb.arn !== current.lb.arn) await this.teardown(ctx, o);
+    for (const o of owned) {
+      if (o.lb.arn === current.lb.arn) continue;
+      await this.teardown(ctx, o);
+      replaced = true;
+    }
+    // Best effort: AWS may hold a just-deleted NLB's group for minutes; the next deep verify (or the Service's deletion) retries.
+    if (replaced) await this.groups.deleteUnused(ctx, desired.serviceKey, current.lb.securityGroupIds);
 
     if (current.tags[TAG_SPEC_HASH] !== desired.specHash) {
       signal.throwIfAborted();
@@ -346,7 +388,19 @@ export class AwsNlbProvider implements LoadBalancerProvider {
     this.inventory.put(desired.serviceKey, { lb: current.lb, tags: { ...kept, ...desired.tags, [TAG_SPEC_HASH]: desired.specHash } });
     this.verifiedAt.set(desired.serviceKey, this.options.clock.now());
     if (actions.length > 0) ctx.logger.info({ loadBalancer: current.lb.arn, actions: actions.map((a) => a.kind) }, 'converged NLB');
+    throwIfUnattachable(desired, current.lb);
     return statusOf(current.lb);
+  }
+
+  /** The VPC of the NLB's subnets (where its security group must live). */
+  private async vpcOf(signal: AbortSignal, subnetIds: readonly string[]): Promise<string> {
+    const first = subnetIds[0] ?? '';
+    const known = this.subnetVpcs.get(first);
+    if (known !== undefined) return known;
+    const [subnet] = (await this.api.describeSubnets(signal, { ids: [first] })).items;
+    if (subnet === undefined) throw new ProviderError(`subnet ${first} not found`, { retryable: true, retryAfterMs: 60_000 });
+    this.subnetVpcs.set(subnet.id, subnet.vpcId);
+    return subnet.vpcId;
   }
 
   private async findByName(signal: AbortSignal, desired: DesiredLoadBalancer): Promise<OwnedLoadBalancer | undefined> {
@@ -544,6 +598,7 @@ export class AwsNlbProvider implements LoadBalancerProvider {
       const names = selection.values.filter((v) => !v.startsWith('subnet-'));
       if (names.length === 0) return ids;
       const byName = await allPages<Subnet>((next) => this.api.describeSubnets(signal, { filters: [{ name: 'tag:Name', values: names }], next }));
+      for (const s of byName) this.subnetVpcs.set(s.id, s.vpcId);
       const missing = names.filter((n) => !byName.some((s) => s.tags.Name === n));
       if (missing.length > 0) throw new ProviderError(`no subnet named ${missing.join(', ')}`, { retryable: false, reason: 'InvalidSpec', field: 'metadata.annotations[service.beta.kubernetes.io/aws-load-balancer-subnets]' });
       return [...ids, ...byName.map((s) => s.id)];
@@ -554,6 +609,7 @@ export class AwsNlbProvider implements LoadBalancerProvider {
     if (cached !== undefined && this.options.clock.now() - cached.at <= this.inventoryTtlMs) return cached.ids;
     const started = this.options.clock.now();
     const candidates = await allPages<Subnet>((next) => this.api.describeSubnets(signal, { filters: [{ name: 'tag-key', values: [selection.role] }], next }));
+    for (const s of candidates) this.subnetVpcs.set(s.id, s.vpcId);
     const clusterTag = `kubernetes.io/cluster/${this.options.clusterName}`;
     const eligible = candidates.filter((s) => s.tags[clusterTag] !== undefined || !Object.keys(s.tags).some((k) => k.startsWith('kubernetes.io/cluster/')));
     const byZone = new Map<string, Subnet>();

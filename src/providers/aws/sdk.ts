@@ -27,13 +27,25 @@ import {
   RegisterTargetsCommand,
   RemoveTagsCommand,
   SetIpAddressTypeCommand,
+  SetSecurityGroupsCommand,
   SetSubnetsCommand,
   type Listener as SdkListener,
   type LoadBalancer as SdkLoadBalancer,
   type TargetGroup as SdkTargetGroup,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { DescribeSubnetsCommand, EC2Client } from '@aws-sdk/client-ec2';
-import type { AwsApi, HealthCheck, HealthCheckProtocol, Listener, LoadBalancer, TargetGroup, Tags } from './api.js';
+import {
+  AuthorizeSecurityGroupIngressCommand,
+  CreateSecurityGroupCommand,
+  DeleteSecurityGroupCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  DescribeVpcsCommand,
+  EC2Client,
+  RevokeSecurityGroupIngressCommand,
+  type IpPermission,
+  type SecurityGroup as SdkSecurityGroup,
+} from '@aws-sdk/client-ec2';
+import type { AwsApi, HealthCheck, HealthCheckProtocol, IngressRule, Listener, LoadBalancer, SecurityGroup, SubnetQuery, TargetGroup, Tags } from './api.js';
 
 export interface SdkOptions {
   /** Unset: AWS_REGION / AWS_DEFAULT_REGION, else the instance metadata service. */
@@ -115,6 +127,7 @@ export function sdkApi(options: SdkOptions): AwsApi {
           Scheme: input.scheme,
           IpAddressType: input.ipAddressType,
           Subnets: input.subnetIds.slice(),
+          ...(input.securityGroupIds.length > 0 ? { SecurityGroups: input.securityGroupIds.slice() } : {}),
           Tags: tagList(input.tags),
         }),
         { abortSignal: signal },
@@ -134,6 +147,9 @@ export function sdkApi(options: SdkOptions): AwsApi {
     },
     async setIpAddressType(signal, arn, type) {
       await elb.send(new SetIpAddressTypeCommand({ LoadBalancerArn: arn, IpAddressType: type }), { abortSignal: signal });
+    },
+    async setSecurityGroups(signal, arn, groupIds) {
+      await elb.send(new SetSecurityGroupsCommand({ LoadBalancerArn: arn, SecurityGroups: groupIds.slice() }), { abortSignal: signal });
     },
     async createTargetGroup(signal, input) {
       const out = await elb.send(
@@ -199,15 +215,7 @@ export function sdkApi(options: SdkOptions): AwsApi {
       await elb.send(new RemoveTagsCommand({ ResourceArns: arns.slice(), TagKeys: keys.slice() }), { abortSignal: signal });
     },
     async describeSubnets(signal, query) {
-      const out = await ec2.send(
-        new DescribeSubnetsCommand({
-          SubnetIds: query.ids?.slice(),
-          Filters: query.filters?.map((f) => ({ Name: f.name, Values: f.values.slice() })),
-          NextToken: query.next,
-          ...(query.ids === undefined ? { MaxResults: 1000 } : {}),
-        }),
-        { abortSignal: signal },
-      );
+      const out = await ec2.send(new DescribeSubnetsCommand({ SubnetIds: query.ids?.slice(), ...ec2Query(query) }), { abortSignal: signal });
       return {
         items: (out.Subnets ?? []).map((s) => ({
           id: s.SubnetId ?? '',
@@ -218,6 +226,81 @@ export function sdkApi(options: SdkOptions): AwsApi {
         next: out.NextToken,
       };
     },
+    async describeVpcs(signal, ids) {
+      const out = await ec2.send(new DescribeVpcsCommand({ VpcIds: ids.slice() }), { abortSignal: signal });
+      return (out.Vpcs ?? []).map((v) => ({
+        id: v.VpcId ?? '',
+        cidrs: (v.CidrBlockAssociationSet ?? []).filter((a) => a.CidrBlockState?.State === 'associated' && a.CidrBlock !== undefined).map((a) => a.CidrBlock ?? ''),
+        ipv6Cidrs: (v.Ipv6CidrBlockAssociationSet ?? []).filter((a) => a.Ipv6CidrBlockState?.State === 'associated' && a.Ipv6CidrBlock !== undefined).map((a) => a.Ipv6CidrBlock ?? ''),
+      }));
+    },
+    async describeSecurityGroups(signal, query) {
+      const out = await ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: query.ids?.slice(), ...ec2Query(query) }), { abortSignal: signal });
+      return { items: (out.SecurityGroups ?? []).map(toSecurityGroup), next: out.NextToken };
+    },
+    async createSecurityGroup(signal, input) {
+      const out = await ec2.send(
+        new CreateSecurityGroupCommand({
+          GroupName: input.name,
+          Description: input.description,
+          VpcId: input.vpcId,
+          TagSpecifications: [{ ResourceType: 'security-group', Tags: tagList(input.tags) }],
+        }),
+        { abortSignal: signal },
+      );
+      if (out.GroupId === undefined) throw new Error('CreateSecurityGroup returned no group ID');
+      return out.GroupId;
+    },
+    async deleteSecurityGroup(signal, id) {
+      await ec2.send(new DeleteSecurityGroupCommand({ GroupId: id }), { abortSignal: signal });
+    },
+    async authorizeSecurityGroupIngress(signal, groupId, rules) {
+      await ec2.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: rules.map(toPermission) }), { abortSignal: signal });
+    },
+    async revokeSecurityGroupIngress(signal, groupId, rules) {
+      await ec2.send(new RevokeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: rules.map(toPermission) }), { abortSignal: signal });
+    },
+  };
+}
+
+/** Filters and paging shared by EC2's describes (MaxResults is refused together with IDs). */
+function ec2Query(query: SubnetQuery): { Filters?: { Name: string; Values: string[] }[]; NextToken?: string; MaxResults?: number } {
+  return {
+    ...(query.filters === undefined ? {} : { Filters: query.filters.map((f) => ({ Name: f.name, Values: f.values.slice() })) }),
+    ...(query.next === undefined ? {} : { NextToken: query.next }),
+    ...(query.ids === undefined ? { MaxResults: 1000 } : {}),
+  };
+}
+
+function toPermission(rule: IngressRule): IpPermission {
+  const { kind, value } = rule.source;
+  return {
+    IpProtocol: rule.protocol,
+    FromPort: rule.fromPort,
+    ToPort: rule.toPort,
+    ...(kind === 'cidr' && !value.includes(':') ? { IpRanges: [{ CidrIp: value }] } : {}),
+    ...(kind === 'cidr' && value.includes(':') ? { Ipv6Ranges: [{ CidrIpv6: value }] } : {}),
+    ...(kind === 'group' ? { UserIdGroupPairs: [{ GroupId: value }] } : {}),
+    ...(kind === 'prefix-list' ? { PrefixListIds: [{ PrefixListId: value }] } : {}),
+  };
+}
+
+/** One IngressRule per (permission, source): EC2 groups several sources under one permission. */
+function toSecurityGroup(g: SdkSecurityGroup): SecurityGroup {
+  const ingress: IngressRule[] = [];
+  for (const p of g.IpPermissions ?? []) {
+    const base = { protocol: p.IpProtocol ?? '-1', fromPort: p.FromPort ?? -1, toPort: p.ToPort ?? -1 };
+    for (const r of p.IpRanges ?? []) if (r.CidrIp !== undefined) ingress.push({ ...base, source: { kind: 'cidr', value: r.CidrIp } });
+    for (const r of p.Ipv6Ranges ?? []) if (r.CidrIpv6 !== undefined) ingress.push({ ...base, source: { kind: 'cidr', value: r.CidrIpv6 } });
+    for (const r of p.UserIdGroupPairs ?? []) if (r.GroupId !== undefined) ingress.push({ ...base, source: { kind: 'group', value: r.GroupId } });
+    for (const r of p.PrefixListIds ?? []) if (r.PrefixListId !== undefined) ingress.push({ ...base, source: { kind: 'prefix-list', value: r.PrefixListId } });
+  }
+  return {
+    id: g.GroupId ?? '',
+    name: g.GroupName ?? '',
+    vpcId: g.VpcId ?? '',
+    tags: Object.fromEntries((g.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? ''])),
+    ingress,
   };
 }
 
@@ -231,6 +314,7 @@ function toLoadBalancer(lb: SdkLoadBalancer): LoadBalancer {
     vpcId: lb.VpcId ?? '',
     ipAddressType: lb.IpAddressType ?? 'ipv4',
     subnetIds: (lb.AvailabilityZones ?? []).map((z) => z.SubnetId ?? '').filter((s) => s !== ''),
+    securityGroupIds: lb.SecurityGroups ?? [],
     state: lb.State?.Code ?? 'unknown',
   };
 }

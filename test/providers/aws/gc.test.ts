@@ -20,7 +20,7 @@ describe('runGarbageCollection', () => {
     const sweeper: Sweeper = {
       sweep: (_signal, live, options) => {
         sweeps.push({ live: [...live].sort(), dryRun: options.dryRun, at: clock.now() });
-        return sweeps.length === 2 ? Promise.reject(new Error('throttled')) : Promise.resolve({ loadBalancers: [], targetGroups: [] });
+        return sweeps.length === 2 ? Promise.reject(new Error('throttled')) : Promise.resolve({ loadBalancers: [], targetGroups: [], securityGroups: [] });
       },
     };
     const abort = new AbortController();

@@ -11,7 +11,7 @@ function desired(...options: Parameters<typeof awsSvc>[1][]): DesiredLoadBalance
 }
 
 function lb(d: DesiredLoadBalancer, patch: Partial<LoadBalancer> = {}): LoadBalancer {
-  return { arn: 'arn:lb', name: d.name, dnsName: 'web.elb', scheme: d.scheme, type: 'network', vpcId: 'vpc-1', ipAddressType: d.ipAddressType, subnetIds: ['subnet-a'], state: 'active', ...patch };
+  return { arn: 'arn:lb', name: d.name, dnsName: 'web.elb', scheme: d.scheme, type: 'network', vpcId: 'vpc-1', ipAddressType: d.ipAddressType, subnetIds: ['subnet-a'], securityGroupIds: ['sg-1'], state: 'active', ...patch };
 }
 
 /** The actual state that exactly matches `d` (what a converge leaves behind). */

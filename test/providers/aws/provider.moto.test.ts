@@ -122,7 +122,7 @@ describe('AWS NLB provider against moto', () => {
 
   it('a balancer with our name that we do not own is an error, never a takeover', async () => {
     const raw = motoApi(moto.server);
-    const foreign = await raw.createLoadBalancer(new AbortController().signal, { name: 'someone-elses', scheme: 'internal', ipAddressType: 'ipv4', subnetIds: network.internalSubnets, tags: { team: 'other' } });
+    const foreign = await raw.createLoadBalancer(new AbortController().signal, { name: 'someone-elses', scheme: 'internal', ipAddressType: 'ipv4', subnetIds: network.internalSubnets, securityGroupIds: [], tags: { team: 'other' } });
     const provider = newProvider(recording);
     const service = awsSvc('collide', annotate('name', 'someone-elses'));
     const error = await provider.ensure(testContext(), service, backends(nodes(1))).catch((e: unknown) => e);
