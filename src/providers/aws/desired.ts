@@ -322,8 +322,9 @@ export function parseSourceRanges(service: ReadonlyService, ipAddressType: IpAdd
     try {
       cidr = parseCIDR(raw.trim());
     } catch (error) {
-      const why = error instanceof AddressParseError ? error.message : 'not a CIDR';
-      problems.push({ field, message: bounded(`${at}"${bounded(raw, 60)}" is not a CIDR like 203.0.113.0/24: ${why}`, 200) });
+      // The parser's message names the value (shortened) and the fix, e.g. "host bits set, did you mean …".
+      const why = error instanceof AddressParseError ? error.message : `"${bounded(raw, 60)}" is not a CIDR`;
+      problems.push({ field, message: bounded(`${at}${why} (expected a CIDR like 203.0.113.0/24)`, 200) });
       return;
     }
     if (cidr.family === 'IPv6' && ipAddressType !== 'dualstack') {

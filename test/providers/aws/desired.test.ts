@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import type { V1EndpointSlice } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
+import type { Vpc } from '../../../src/providers/aws/api.js';
 import { ANNOTATIONS, TAG_CLUSTER, TAG_RESOURCE, TAG_SERVICE, desiredLoadBalancer, instanceId, parseServiceConfig, validateService } from '../../../src/providers/aws/desired.js';
+import { desiredIngress } from '../../../src/providers/aws/planner.js';
 import { annotate, awsSvc, backends, node, ports, slice, spec } from './builders.js';
 
 describe('annotations (aws-load-balancer-controller meanings)', () => {
@@ -42,7 +44,10 @@ describe('annotations (aws-load-balancer-controller meanings)', () => {
     ['contradicting scheme annotations', [annotate('internal', 'true'), annotate('scheme', 'internet-facing')], 'aws-load-balancer-internal', /contradicts/],
     ['SCTP', [ports({ port: 80, protocol: 'SCTP', nodePort: 30080 })], 'spec.ports[0].protocol', /SCTP/],
     ['TCP and UDP on one port with different node ports', [ports({ name: 'a', port: 53, protocol: 'TCP', nodePort: 30053 }, { name: 'b', port: 53, protocol: 'UDP', nodePort: 30054 })], 'spec.ports[1].nodePort', /same nodePort/],
-    ['source ranges (no silent open balancer)', [spec({ loadBalancerSourceRanges: ['203.0.113.0/24'] })], 'spec.loadBalancerSourceRanges', /not supported/],
+    ['a source range that is not a CIDR', [spec({ loadBalancerSourceRanges: ['203.0.113.0/24', 'office'] })], 'spec.loadBalancerSourceRanges[1]', /"office" is not a valid CIDR/],
+    ['a source range with host bits', [spec({ loadBalancerSourceRanges: ['203.0.113.5/24'] })], 'spec.loadBalancerSourceRanges[0]', /did you mean 203\.0\.113\.0\/24/],
+    ['an IPv6 source range on an IPv4 NLB', [spec({ loadBalancerSourceRanges: ['2001:db8::/32'] })], 'spec.loadBalancerSourceRanges[0]', /IPv6.*dualstack/],
+    ['a bad range in the legacy annotation', [annotate('service.beta.kubernetes.io/load-balancer-source-ranges', '198.51.100.0/24, 10.0.0.0/33')], 'metadata.annotations[service.beta.kubernetes.io/load-balancer-source-ranges]', /range 2, .*prefix length 33/],
     ['instance targets without node ports', [spec({ allocateLoadBalancerNodePorts: false })], 'spec.allocateLoadBalancerNodePorts', /node ports/],
   ] as const)('reports %s, naming the field', (_name, options, field, message) => {
     const problems = validateService(awsSvc('web', ...options));
@@ -97,12 +102,62 @@ describe('desiredLoadBalancer', () => {
     expect(desired.ports[0]?.targetGroup.targets).toEqual([]);
   });
 
+  it('the frontend security group: named after the NLB, tagged for ownership (and the additional tags)', () => {
+    const { desired } = desiredLoadBalancer('prod', awsSvc('web', annotate('name', 'my-nlb'), annotate('additional-resource-tags', 'team=web')), backends(nodes));
+    expect(desired.securityGroup).toMatchObject({
+      name: 'my-nlb-sg',
+      tags: { team: 'web', [TAG_CLUSTER]: 'prod', [TAG_SERVICE]: 'default/web', [TAG_RESOURCE]: 'security-group' },
+      restricted: false,
+    });
+  });
+
+  const vpc: Vpc = { id: 'vpc-1', cidrs: ['10.0.0.0/16', '10.1.0.0/16'], ipv6Cidrs: ['2600:1f18::/56'] };
+  const web = ports({ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 });
+  const dns = ports({ name: 'dns', port: 53, protocol: 'TCP', nodePort: 30053 }, { name: 'dnsu', port: 53, protocol: 'UDP', nodePort: 30053 }, { name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 });
+  const ranges = (...r: string[]) => spec({ loadBalancerSourceRanges: r });
+  const legacy = (r: string) => annotate('service.beta.kubernetes.io/load-balancer-source-ranges', r);
+  const facing = annotate('scheme', 'internet-facing');
+  const dual = annotate('ip-address-type', 'dualstack');
+  it.each([
+    ['internet-facing, no ranges: open to all IPv4', [facing, web], ['tcp/80 0.0.0.0/0']],
+    ['internet-facing dualstack, no ranges: IPv4 and IPv6', [facing, dual, web], ['tcp/80 0.0.0.0/0', 'tcp/80 ::/0']],
+    ['internal, no ranges: the VPC\'s IPv4 blocks', [web], ['tcp/80 10.0.0.0/16', 'tcp/80 10.1.0.0/16']],
+    ['internal dualstack, no ranges: the VPC\'s IPv4 and IPv6 blocks', [dual, web], ['tcp/80 10.0.0.0/16', 'tcp/80 10.1.0.0/16', 'tcp/80 2600:1f18::/56']],
+    ['ranges: only them, internet-facing', [facing, web, ranges('203.0.113.0/24')], ['tcp/80 203.0.113.0/24']],
+    ['ranges: only them, internal', [web, ranges('203.0.113.0/24')], ['tcp/80 203.0.113.0/24']],
+    [
+      'TCP_UDP opens both protocols, every port from every range',
+      [dns, ranges('203.0.113.0/24', '198.51.100.7/32')],
+      ['tcp/53 198.51.100.7/32', 'tcp/53 203.0.113.0/24', 'tcp/80 198.51.100.7/32', 'tcp/80 203.0.113.0/24', 'udp/53 198.51.100.7/32', 'udp/53 203.0.113.0/24'],
+    ],
+    ['IPv6 ranges on a dualstack NLB, canonical spelling', [facing, dual, web, ranges('2001:DB8:0::/32', '203.0.113.0/24')], ['tcp/80 2001:db8::/32', 'tcp/80 203.0.113.0/24']],
+    ['the legacy annotation when the field is empty', [facing, web, legacy('198.51.100.0/24, 203.0.113.0/24')], ['tcp/80 198.51.100.0/24', 'tcp/80 203.0.113.0/24']],
+    ['the field wins over the legacy annotation', [facing, web, legacy('198.51.100.0/24'), ranges('203.0.113.0/24')], ['tcp/80 203.0.113.0/24']],
+  ] as const)('ingress rules: %s', (_name, options, expected) => {
+    const { desired, problems } = desiredLoadBalancer('prod', awsSvc('web', ...options), backends(nodes));
+    expect(problems).toEqual([]);
+    const rules = desiredIngress(desired.securityGroup, vpc).map((r) => `${r.protocol}/${r.fromPort} ${r.source.value}`);
+    expect(rules.sort()).toEqual([...expected].sort());
+  });
+
+  it.each([
+    ['no ranges', [], false],
+    ['spec.loadBalancerSourceRanges', [ranges('203.0.113.0/24')], true],
+    ['the legacy annotation', [legacy('203.0.113.0/24')], true],
+  ] as const)('restricted (an NLB without security groups cannot honour it) with %s: %s', (_name, options, restricted) => {
+    expect(desiredLoadBalancer('prod', awsSvc('web', ...options), backends(nodes)).desired.securityGroup.restricted).toBe(restricted);
+  });
+
   it('the spec hash changes with anything that matters and only then', () => {
     const base = desiredLoadBalancer('prod', awsSvc('web'), backends(nodes)).desired.specHash;
     expect(desiredLoadBalancer('prod', awsSvc('web'), backends([...nodes].reverse())).desired.specHash).toBe(base);
     expect(desiredLoadBalancer('prod', awsSvc('web'), backends(nodes.slice(0, 1))).desired.specHash).not.toBe(base);
     expect(desiredLoadBalancer('prod', awsSvc('web', annotate('healthcheck-interval', '30')), backends(nodes)).desired.specHash).not.toBe(base);
     expect(desiredLoadBalancer('other', awsSvc('web'), backends(nodes)).desired.specHash).not.toBe(base);
+    // The security group's intent is in the hash: a routine re-ensure never describes groups.
+    const restricted = desiredLoadBalancer('prod', awsSvc('web', spec({ loadBalancerSourceRanges: ['203.0.113.0/24'] })), backends(nodes)).desired.specHash;
+    expect(restricted).not.toBe(base);
+    expect(desiredLoadBalancer('prod', awsSvc('web', spec({ loadBalancerSourceRanges: ['198.51.100.0/24'] })), backends(nodes)).desired.specHash).not.toBe(restricted);
   });
 
   it('names are at most 32 characters and differ between clusters', () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { LoadBalancer, TargetGroup, TargetHealth } from '../../../src/providers/aws/api.js';
+import type { IngressRule, LoadBalancer, TargetGroup, TargetHealth } from '../../../src/providers/aws/api.js';
 import { desiredLoadBalancer, type DesiredLoadBalancer } from '../../../src/providers/aws/desired.js';
-import { planLoadBalancer, type ActualState, type ActualTargetGroup } from '../../../src/providers/aws/planner.js';
-import { annotate, awsSvc, backends, node, ports } from './builders.js';
+import { desiredIngress, planIngress, planLoadBalancer, unattachableGroupProblem, type ActualState, type ActualTargetGroup } from '../../../src/providers/aws/planner.js';
+import { annotate, awsSvc, backends, node, ports, spec } from './builders.js';
 
 const nodes = (n: number) => Array.from({ length: n }, (_, i) => node(`n${i}`, `i-${String(i).padStart(4, '0')}`));
 
@@ -128,5 +128,41 @@ describe('planLoadBalancer', () => {
     const d = desired();
     const actual = { ...converged(d), listeners: [] };
     expect(kinds(planLoadBalancer(d, actual))).toEqual(['createListener']);
+  });
+});
+
+describe('frontend security group rules', () => {
+  const rule = (protocol: string, port: number, value: string, kind: IngressRule['source']['kind'] = 'cidr'): IngressRule => ({ protocol, fromPort: port, toPort: port, source: { kind, value } });
+
+  it('nothing to do when the group holds exactly the wanted rules (compared in canonical spelling)', () => {
+    expect(planIngress([rule('tcp', 80, '2001:db8::/32'), rule('udp', 53, '203.0.113.0/24')], [rule('udp', 53, '203.0.113.0/24'), rule('tcp', 80, '2001:DB8:0::/32')])).toEqual({ authorize: [], revoke: [] });
+  });
+
+  it('adds what is missing and revokes everything else in our group, whatever its shape', () => {
+    const foreign = [rule('-1', -1, '0.0.0.0/0'), { protocol: 'tcp', fromPort: 0, toPort: 65535, source: { kind: 'cidr' as const, value: '10.0.0.0/8' } }, rule('tcp', 80, 'sg-0abc', 'group'), rule('tcp', 80, 'pl-1', 'prefix-list')];
+    const plan = planIngress([rule('tcp', 80, '203.0.113.0/24'), rule('tcp', 443, '203.0.113.0/24')], [rule('tcp', 80, '203.0.113.0/24'), rule('tcp', 80, '198.51.100.0/24'), ...foreign]);
+    expect(plan.authorize).toEqual([rule('tcp', 443, '203.0.113.0/24')]);
+    expect(plan.revoke).toEqual([rule('tcp', 80, '198.51.100.0/24'), ...foreign]);
+  });
+
+  it('a changed range: the old revoked, the new authorized (the same group, in place)', () => {
+    const d = desired(spec({ loadBalancerSourceRanges: ['198.51.100.0/24'] }));
+    const before = desiredIngress(desired(spec({ loadBalancerSourceRanges: ['203.0.113.0/24'] })).securityGroup, undefined);
+    expect(planIngress(desiredIngress(d.securityGroup, undefined), before)).toEqual({ authorize: [rule('tcp', 80, '198.51.100.0/24')], revoke: [rule('tcp', 80, '203.0.113.0/24')] });
+  });
+
+  it.each([
+    ['an NLB without security groups and source ranges asked for: a condition naming the field', [], true, true],
+    ['an NLB without security groups, no ranges asked for: left as it is', [], false, false],
+    ['an NLB with its security group: converged, no condition', ['sg-1'], true, false],
+  ] as const)('%s', (_name, groups, restricted, problem) => {
+    const d = desired(...(restricted ? [spec({ loadBalancerSourceRanges: ['203.0.113.0/24'] })] : []));
+    const found = unattachableGroupProblem(d, lb(d, { securityGroupIds: groups }));
+    if (!problem) {
+      expect(found).toBeUndefined();
+      return;
+    }
+    expect(found?.field).toBe('spec.loadBalancerSourceRanges');
+    expect(found?.message).toMatch(/created without security groups.*AWS cannot add security groups.*delete and recreate the Service, or change aws-load-balancer-name/);
   });
 });
