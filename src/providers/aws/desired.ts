@@ -18,6 +18,8 @@ export const TAG_RESOURCE = 'portico.dev/resource';
 export const TAG_SPEC_HASH = 'portico.dev/spec-hash';
 /** ELBv2 allows 50 tags per resource; ours take four. */
 const MAX_ADDITIONAL_TAGS = 46;
+/** Security groups per NLB (AWS's limit). */
+const MAX_NLB_SECURITY_GROUPS = 5;
 
 const A = (suffix: string): string => `${ANNOTATION_PREFIX}${suffix}`;
 export const ANNOTATIONS = {
@@ -39,6 +41,7 @@ export const ANNOTATIONS = {
   proxyProtocol: A('proxy-protocol'),
   additionalResourceTags: A('additional-resource-tags'),
   ipAddressType: A('ip-address-type'),
+  securityGroups: A('security-groups'),
   /** aws-load-balancer-controller's selector between it and the in-tree provider; spec.loadBalancerClass selects here. */
   type: A('type'),
   /** Kubernetes' legacy spelling of spec.loadBalancerSourceRanges (used only when the field is empty, as upstream). */
@@ -77,6 +80,11 @@ export interface DesiredSecurityGroup {
    * Portico) cannot honour that, and says so.
    */
   restricted: boolean;
+  /**
+   * `aws-load-balancer-security-groups`: the user's groups (IDs or Name tags) instead of the
+   * managed one. Portico adds no rule to them and never deletes them. Empty: the managed group.
+   */
+  userGroups: readonly string[];
 }
 
 export type SubnetSelection = { kind: 'discover'; role: 'kubernetes.io/role/elb' | 'kubernetes.io/role/internal-elb' } | { kind: 'listed'; values: readonly string[] };
@@ -107,6 +115,7 @@ export interface ServiceConfig {
   additionalTags: Record<string, string>;
   healthCheck: Partial<HealthCheck>;
   healthCheckPortSet: boolean;
+  securityGroups: string[];
 }
 
 export function serviceKey(service: ReadonlyService): string {
@@ -257,8 +266,16 @@ export function parseServiceConfig(service: ReadonlyService): { config: ServiceC
     else problems.push({ field: field(ANNOTATIONS.healthcheckSuccessCodes), message: `must be HTTP codes like 200 or 200-399, got "${bounded(codes)}"` });
   }
 
+  const securityGroups = [...new Set((get(ANNOTATIONS.securityGroups) ?? '').split(',').map((g) => g.trim()).filter(Boolean))];
+  if (securityGroups.length > MAX_NLB_SECURITY_GROUPS) {
+    problems.push({ field: field(ANNOTATIONS.securityGroups), message: `at most ${MAX_NLB_SECURITY_GROUPS} security groups (the NLB's limit), got ${securityGroups.length}` });
+  }
+  for (const g of securityGroups) {
+    if (g.length > 255) problems.push({ field: field(ANNOTATIONS.securityGroups), message: `"${bounded(g)}" is too long for a security group ID or Name tag (255 characters)` });
+  }
+
   return {
-    config: { name, scheme, targetType, ipAddressType, subnets, attributes, targetGroupAttributes, additionalTags, healthCheck, healthCheckPortSet: hcPort !== undefined },
+    config: { name, scheme, targetType, ipAddressType, subnets, attributes, targetGroupAttributes, additionalTags, healthCheck, healthCheckPortSet: hcPort !== undefined, securityGroups },
     problems,
   };
 }
@@ -298,7 +315,12 @@ export function validateService(service: ReadonlyService): SpecProblem[] {
       problems.push({ field: `spec.ports[${g.indexes[1] ?? 0}].nodePort`, message: `TCP and UDP on port ${g.port} share one TCP_UDP target group: give both the same nodePort` });
     }
   }
-  parseSourceRanges(service, config.ipAddressType, problems);
+  const ranges = parseSourceRanges(service, config.ipAddressType, problems);
+  if (ranges.length > 0 && config.securityGroups.length > 0) {
+    // aws-load-balancer-controller ignores the ranges then; a balancer open to more than asked is worse than a refusal.
+    const from = (service.spec?.loadBalancerSourceRanges ?? []).length > 0 ? 'spec.loadBalancerSourceRanges' : `metadata.annotations[${ANNOTATIONS.sourceRanges}]`;
+    problems.push({ field: from, message: `not applied with ${ANNOTATIONS.securityGroups} (Portico adds no rule to your groups): put the ranges in your groups' rules and remove them here, or drop the annotation` });
+  }
   if (config.targetType === 'instance' && service.spec?.allocateLoadBalancerNodePorts === false) {
     problems.push({ field: 'spec.allocateLoadBalancerNodePorts', message: 'instance targets need node ports: allow them, or use nlb-target-type: ip' });
   }
@@ -443,6 +465,7 @@ export function desiredLoadBalancer(clusterName: string, service: ReadonlyServic
     // aws-load-balancer-controller's defaults when no range is given.
     sources: ranges.length > 0 ? { kind: 'cidrs', cidrs: ranges } : config.scheme === 'internal' ? { kind: 'vpc', ipv6: config.ipAddressType === 'dualstack' } : { kind: 'cidrs', cidrs: open },
     restricted: ranges.length > 0,
+    userGroups: config.securityGroups,
   };
   const base = {
     serviceKey: key,

@@ -5,7 +5,7 @@
 import type { SpecProblem } from '../../api/types.js';
 import { formatIP, parseCIDR } from '../../ipam/ip.js';
 import type { HealthCheck, IngressRule, IpAddressType, Listener, ListenerProtocol, LoadBalancer, Tags, Target, TargetGroup, TargetHealth, Vpc } from './api.js';
-import { TAG_SPEC_HASH, type DesiredLoadBalancer, type DesiredSecurityGroup, type DesiredTargetGroup } from './desired.js';
+import { ANNOTATIONS, TAG_SPEC_HASH, type DesiredLoadBalancer, type DesiredSecurityGroup, type DesiredTargetGroup } from './desired.js';
 
 /** Per call, at most (the API allows more for some target types; 200 fits them all). */
 export const MAX_TARGETS_PER_CALL = 200;
@@ -203,11 +203,13 @@ export function planIngress(want: readonly IngressRule[], have: readonly Ingress
  * Service asks for source ranges, say so rather than replace the NLB (its DNS name would change).
  */
 export function unattachableGroupProblem(desired: DesiredLoadBalancer, lb: LoadBalancer): SpecProblem | undefined {
-  if (lb.securityGroupIds.length > 0 || !desired.securityGroup.restricted) return undefined;
+  const sg = desired.securityGroup;
+  if (lb.securityGroupIds.length > 0 || (!sg.restricted && sg.userGroups.length === 0)) return undefined;
+  const user = sg.userGroups.length > 0;
   return {
-    field: 'spec.loadBalancerSourceRanges',
+    field: user ? `metadata.annotations[${ANNOTATIONS.securityGroups}]` : 'spec.loadBalancerSourceRanges',
     message:
-      `NLB ${lb.name} was created without security groups, and AWS cannot add security groups to such an NLB, so the source ranges cannot be enforced on it; ` +
+      `NLB ${lb.name} was created without security groups, and AWS cannot add security groups to such an NLB, so ${user ? 'these groups cannot be attached to it' : 'the source ranges cannot be enforced on it'}; ` +
       'its listeners keep working as before. To get an NLB with a managed security group (and a new DNS name), delete and recreate the Service, or change aws-load-balancer-name',
   };
 }

@@ -340,10 +340,11 @@ export class AwsNlbProvider implements LoadBalancerProvider {
         created = true;
         const subnets = await resolveSubnets();
         // The group first: an NLB created without one can never get one.
-        const groupId = await this.groups.ensureForNewBalancer(ctx, desired, await this.vpcOf(signal, subnets));
+        const vpcId = await this.vpcOf(signal, subnets);
+        const groupIds = desired.securityGroup.userGroups.length > 0 ? await this.groups.resolveUserGroups(signal, desired, vpcId) : [await this.groups.ensureForNewBalancer(ctx, desired, vpcId)];
         signal.throwIfAborted();
-        const made = await this.api.createLoadBalancer(signal, { name: desired.name, scheme: desired.scheme, ipAddressType: desired.ipAddressType, subnetIds: subnets, securityGroupIds: [groupId], tags: desired.tags });
-        const lb = made.securityGroupIds.length > 0 ? made : { ...made, securityGroupIds: [groupId] };
+        const made = await this.api.createLoadBalancer(signal, { name: desired.name, scheme: desired.scheme, ipAddressType: desired.ipAddressType, subnetIds: subnets, securityGroupIds: groupIds, tags: desired.tags });
+        const lb = made.securityGroupIds.length > 0 ? made : { ...made, securityGroupIds: groupIds };
         current = { lb, tags: desired.tags };
         ctx.logger.info({ loadBalancer: lb.arn }, 'created NLB');
         ctx.events.record('Normal', 'CreatedLoadBalancer', `Created NLB ${lb.name}`);
@@ -365,7 +366,7 @@ export class AwsNlbProvider implements LoadBalancerProvider {
     // Rules before listeners: a new port is allowed in before it is served. An NLB without
     // groups (created by an earlier Portico) cannot get any: it is left as it is.
     if (!created && current.lb.securityGroupIds.length > 0) {
-      const securityGroupIds = await this.groups.converge(ctx, desired, current.lb);
+      const securityGroupIds = desired.securityGroup.userGroups.length > 0 ? await this.groups.convergeUserGroups(ctx, desired, current.lb) : await this.groups.converge(ctx, desired, current.lb);
       if (securityGroupIds !== current.lb.securityGroupIds) current = { ...current, lb: { ...current.lb, securityGroupIds } };
     }
     await this.execute(ctx, actual, actions);

@@ -74,6 +74,43 @@ export class FrontendGroups {
     return attached;
   }
 
+  /**
+   * `aws-load-balancer-security-groups`: the user's groups, resolved to IDs (Name tags looked up in
+   * the NLB's VPC). Portico adds no rule to them and never deletes them.
+   */
+  async resolveUserGroups(signal: AbortSignal, desired: DesiredLoadBalancer, vpcId: string): Promise<string[]> {
+    const values = desired.securityGroup.userGroups;
+    const ids = values.filter((v) => v.startsWith('sg-'));
+    const names = values.filter((v) => !v.startsWith('sg-'));
+    if (names.length === 0) return ids;
+    const found = await this.describeAll(signal, [
+      { name: 'vpc-id', values: [vpcId] },
+      { name: 'tag:Name', values: names },
+    ]);
+    const field = `metadata.annotations[${ANNOTATIONS.securityGroups}]`;
+    for (const name of names) {
+      const matches = found.filter((g) => g.tags.Name === name);
+      if (matches.length !== 1) {
+        const what = matches.length === 0 ? `no security group with the Name tag "${name}" in ${vpcId}` : `${matches.length} security groups have the Name tag "${name}" in ${vpcId}: use IDs`;
+        throw new ProviderError(what, { retryable: false, reason: 'InvalidSpec', field });
+      }
+    }
+    return [...ids, ...names.map((n) => found.find((g) => g.tags.Name === n)?.id ?? '')];
+  }
+
+  /** An existing NLB with groups, switched to (or kept on) the user's groups: SetSecurityGroups in place; our unused group goes. */
+  async convergeUserGroups(ctx: ProviderContext, desired: DesiredLoadBalancer, lb: { arn: string; vpcId: string; securityGroupIds: readonly string[] }): Promise<readonly string[]> {
+    const ids = await this.resolveUserGroups(ctx.signal, desired, lb.vpcId);
+    let attached = lb.securityGroupIds;
+    if ([...attached].sort().join() !== [...ids].sort().join()) {
+      ctx.signal.throwIfAborted();
+      await this.api.setSecurityGroups(ctx.signal, lb.arn, ids);
+      attached = ids;
+    }
+    await this.deleteUnused(ctx, desired.serviceKey, attached);
+    return attached;
+  }
+
   /** Groups of ours for this Service not attached to `keep` (a replaced NLB's): best effort. */
   async deleteUnused(ctx: ProviderContext, key: string, keep: readonly string[]): Promise<void> {
     for (const g of await this.owned(ctx.signal, key)) if (!keep.includes(g.id)) await this.delete(ctx, g.id, 'try');

@@ -21,6 +21,7 @@ describe('annotations (aws-load-balancer-controller meanings)', () => {
     ['listed subnets, IDs or names', [annotate('subnets', 'subnet-1, public-a')], { subnets: { kind: 'listed', values: ['subnet-1', 'public-a'] } }],
     ['explicit name', [annotate('name', 'my-nlb')], { name: 'my-nlb' }],
     ['dualstack', [annotate('ip-address-type', 'dualstack')], { ipAddressType: 'dualstack' }],
+    ['your own security groups, IDs or Name tags', [annotate('security-groups', 'sg-0abc, frontend,sg-0abc')], { securityGroups: ['sg-0abc', 'frontend'] }],
     ['attributes', [annotate('attributes', 'deletion_protection.enabled=true, load_balancing.cross_zone.enabled=true')], { attributes: { 'deletion_protection.enabled': 'true', 'load_balancing.cross_zone.enabled': 'true' } }],
     ['proxy protocol * adds the target-group attribute', [annotate('proxy-protocol', '*'), annotate('target-group-attributes', 'deregistration_delay.timeout_seconds=30')], { targetGroupAttributes: { 'deregistration_delay.timeout_seconds': '30', 'proxy_protocol_v2.enabled': 'true' } }],
     ['additional tags', [annotate('additional-resource-tags', 'team=web,env=prod')], { additionalTags: { team: 'web', env: 'prod' } }],
@@ -47,6 +48,8 @@ describe('annotations (aws-load-balancer-controller meanings)', () => {
     ['a source range that is not a CIDR', [spec({ loadBalancerSourceRanges: ['203.0.113.0/24', 'office'] })], 'spec.loadBalancerSourceRanges[1]', /"office" is not a valid CIDR/],
     ['a source range with host bits', [spec({ loadBalancerSourceRanges: ['203.0.113.5/24'] })], 'spec.loadBalancerSourceRanges[0]', /did you mean 203\.0\.113\.0\/24/],
     ['an IPv6 source range on an IPv4 NLB', [spec({ loadBalancerSourceRanges: ['2001:db8::/32'] })], 'spec.loadBalancerSourceRanges[0]', /IPv6.*dualstack/],
+    ['source ranges with your own security groups (Portico would not apply them)', [spec({ loadBalancerSourceRanges: ['203.0.113.0/24'] }), annotate('security-groups', 'sg-1')], 'spec.loadBalancerSourceRanges', /not applied with .*security-groups/],
+    ['more than five security groups', [annotate('security-groups', 'sg-1,sg-2,sg-3,sg-4,sg-5,sg-6')], 'aws-load-balancer-security-groups', /at most 5/],
     ['a bad range in the legacy annotation', [annotate('service.beta.kubernetes.io/load-balancer-source-ranges', '198.51.100.0/24, 10.0.0.0/33')], 'metadata.annotations[service.beta.kubernetes.io/load-balancer-source-ranges]', /range 2, .*prefix length 33/],
     ['instance targets without node ports', [spec({ allocateLoadBalancerNodePorts: false })], 'spec.allocateLoadBalancerNodePorts', /node ports/],
   ] as const)('reports %s, naming the field', (_name, options, field, message) => {

@@ -165,4 +165,9 @@ describe('frontend security group rules', () => {
     expect(found?.field).toBe('spec.loadBalancerSourceRanges');
     expect(found?.message).toMatch(/created without security groups.*AWS cannot add security groups.*delete and recreate the Service, or change aws-load-balancer-name/);
   });
+
+  it('an NLB without security groups and your own groups asked for: a condition naming the annotation', () => {
+    const d = desired(annotate('security-groups', 'sg-0abc'));
+    expect(unattachableGroupProblem(d, lb(d, { securityGroupIds: [] }))).toMatchObject({ field: 'metadata.annotations[service.beta.kubernetes.io/aws-load-balancer-security-groups]', message: expect.stringMatching(/cannot be attached/) as unknown });
+  });
 });

@@ -251,4 +251,45 @@ describe('the NLB frontend security group, against moto', () => {
     expect((await observe('orphan', cluster)).groups).toEqual([]);
     expect((await observe('kept', cluster)).groups).toHaveLength(1);
   });
+
+  it('aws-load-balancer-security-groups: the user\'s groups (IDs or Name tags) instead of ours, switched in place, never given rules, never deleted', async () => {
+    const ec2 = new EC2Client({ region: REGION, endpoint: moto.server.endpoint, credentials: TEST_CREDENTIALS });
+    const make = async (name: string, tag?: string): Promise<string> =>
+      (await ec2.send(new CreateSecurityGroupCommand({ GroupName: name, Description: 'the user\'s', VpcId: network.vpcId, ...(tag === undefined ? {} : { TagSpecifications: [{ ResourceType: 'security-group', Tags: [{ Key: 'Name', Value: tag }] }] }) }))).GroupId ?? '';
+    const [a, b, c] = [await make('user-a'), await make('user-b', 'team-b'), await make('user-c')];
+    ec2.destroy();
+    const raw = motoApi(moto.server);
+    const userGroups = async () => (await raw.describeSecurityGroups(signal, { ids: [a, b, c] })).items;
+    const provider = newProvider(recording);
+    // Managed first: then switched to the user's groups on the same NLB.
+    await provider.ensure(testContext(), svc('byo'), backends(nodes));
+    const managed = await observe('byo');
+    expect(managed.groups).toHaveLength(1);
+
+    await provider.ensure(testContext(), svc('byo', annotate('security-groups', `${a}, team-b`)), backends(nodes));
+    let now = await observe('byo');
+    expect(now.lbs.map((l) => l.arn)).toEqual(managed.lbs.map((l) => l.arn));
+    expect([...(now.lbs[0]?.securityGroupIds ?? [])].sort()).toEqual([a, b].sort());
+    // Our group, no longer used, is gone (moto lets it go at once; AWS may hold it a moment: then the next deep verify).
+    expect(now.groups).toEqual([]);
+
+    recording.reset();
+    await provider.ensure(testContext(), svc('byo', annotate('security-groups', c)), backends(nodes));
+    now = await observe('byo');
+    expect(now.lbs.map((l) => l.arn)).toEqual(managed.lbs.map((l) => l.arn));
+    expect(now.lbs[0]?.securityGroupIds).toEqual([c]);
+    expect(recording.calls.filter((op) => MUTATING_OPERATIONS.has(op))).toEqual(['setSecurityGroups', 'addTags']);
+
+    await provider.ensureDeleted(testContext(), svc('byo', annotate('security-groups', c)));
+    const left = await userGroups();
+    expect(left.map((g) => g.id).sort()).toEqual([a, b, c].sort());
+    expect(left.flatMap((g) => g.ingress)).toEqual([]);
+  });
+
+  it('aws-load-balancer-security-groups naming a group that does not exist: a condition naming the annotation, no NLB', async () => {
+    const error = (await newProvider(recording).ensure(testContext(), svc('nosuch', annotate('security-groups', 'no-such-group')), backends(nodes)).catch((e: unknown) => e)) as ProviderError;
+    expect(error).toMatchObject({ reason: 'InvalidSpec', retryable: false, field: 'metadata.annotations[service.beta.kubernetes.io/aws-load-balancer-security-groups]' });
+    expect(error.message).toMatch(/no security group with the Name tag "no-such-group"/);
+    expect(await observe('nosuch')).toEqual({ lbs: [], groups: [] });
+  });
 });
