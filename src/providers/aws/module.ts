@@ -76,7 +76,7 @@ export function awsModule(options: AwsModuleOptions = {}): ProviderModule {
       'aws-endpoint': { type: 'string', env: 'PORTICO_AWS_ENDPOINT', description: 'endpoint URL for the ELBv2 and EC2 APIs (tests and the demo point it at moto)' },
       'aws-inventory-ttl': { type: 'string', default: '60s', description: 'how old the shared list of our NLBs may be for a routine re-ensure' },
       'aws-deep-verify-interval': { type: 'string', default: '1h', description: 'how often each NLB is inspected in full (listeners, target groups, targets, attributes) even when its spec hash matches' },
-      'aws-gc-interval': { type: 'string', default: '0', description: 'how often to delete NLBs and target groups tagged with this cluster whose Service no longer exists; 0: never' },
+      'aws-gc-interval': { type: 'string', default: '0', description: 'how often to delete NLBs, target groups and security groups tagged with this cluster whose Service no longer exists; 0: never' },
       'aws-external-managed-tags': { type: 'string', description: 'comma-separated tag keys other tools manage on Portico\'s resources: never removed (all other tags Portico did not ask for are)' },
       'aws-gc-dry-run': { type: 'boolean', default: false, description: 'garbage collection only logs what it would delete' },
     },
