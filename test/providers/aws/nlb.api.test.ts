@@ -213,6 +213,10 @@ describe('portico.dev/aws-nlb with the real controller', () => {
       };
       const before = await groupRules();
       expect(before.rules).toEqual(['tcp/80 203.0.113.0/24']);
+      // EC2 calls are counted with the ELBv2 ones.
+      const calls = await controller.running.registry.getSingleMetric('portico_aws_api_calls_total')?.get();
+      const ok = (operation: string) => calls?.values.find((v) => v.labels.operation === operation && v.labels.outcome === 'ok')?.value;
+      expect([ok('createSecurityGroup'), ok('authorizeSecurityGroupIngress')]).toEqual([1, 1]);
 
       await client.request('PATCH', path, { body: { spec: { loadBalancerSourceRanges: ['198.51.100.0/24'] } }, patchType: 'merge' });
       const after = await eventually(async () => {

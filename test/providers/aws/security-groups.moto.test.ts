@@ -109,6 +109,31 @@ describe('the NLB frontend security group, against moto', () => {
     expect(rules(ported.groups[0])).toEqual(['tcp/443-443 198.51.100.0/24']);
   });
 
+  it('a replaced NLB (the scheme changed) reuses its group: exactly one group of ours, attached to the new NLB, rules for the new scheme', async () => {
+    // moto 5.2.5 keeps an NLB's listeners after DeleteLoadBalancer (AWS deletes them with it), so
+    // its target groups stay "in use": this wrapper does what AWS does.
+    const inner = motoApi(moto.server);
+    const awsLike = new RecordingApi({
+      ...inner,
+      deleteLoadBalancer: async (s, arn) => {
+        for (const l of (await inner.describeListeners(s, arn)).items) await inner.deleteListener(s, l.arn);
+        await inner.deleteLoadBalancer(s, arn);
+      },
+    });
+    const provider = newProvider(awsLike);
+    await provider.ensure(testContext(), awsSvc('moved'), backends(nodes));
+    const first = await observe('moved');
+    expect(rules(first.groups[0])).toEqual(['tcp/80-80 10.0.0.0/16']);
+    await provider.ensure(testContext(), svc('moved'), backends(nodes));
+    const second = await observe('moved');
+    expect(second.lbs).toHaveLength(1);
+    expect(second.lbs[0]?.arn).not.toBe(first.lbs[0]?.arn);
+    expect(second.lbs[0]?.scheme).toBe('internet-facing');
+    expect(second.groups.map((g) => g.id)).toEqual(first.groups.map((g) => g.id));
+    expect(second.lbs[0]?.securityGroupIds).toEqual([first.groups[0]?.id]);
+    expect(rules(second.groups[0])).toEqual(['tcp/80-80 0.0.0.0/0']);
+  });
+
   it('a re-ensure with nothing changed makes zero mutating calls and never describes groups; a deep verify describes them and changes nothing', async () => {
     const service = svc('steady', spec({ loadBalancerSourceRanges: ['203.0.113.0/24'] }));
     await newProvider(recording).ensure(testContext(), service, backends(nodes));
