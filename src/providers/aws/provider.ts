@@ -332,11 +332,17 @@ export class AwsNlbProvider implements LoadBalancerProvider {
     const resolveSubnets = async (): Promise<readonly string[]> => (subnetIds ??= await this.resolveSubnets(signal, desired.subnets));
 
     let created = false;
+    let others = owned.filter((o) => o.lb.name !== desired.name);
     if (current === undefined) {
       // The inventory may predate a balancer we made before a restart: ask by name, and adopt it
       // only if its tags say it is ours for this Service.
       current = await this.findByName(signal, desired);
       if (current === undefined) {
+        // A rename (aws-load-balancer-name): the target groups keep their names and an NLB's
+        // target group serves one NLB only, so the old NLB goes first (its DNS name goes anyway).
+        for (const o of others) await this.teardown(ctx, o);
+        replaced ||= others.length > 0;
+        others = [];
         created = true;
         const subnets = await resolveSubnets();
         // The group first: an NLB created without one can never get one.
@@ -371,8 +377,8 @@ export class AwsNlbProvider implements LoadBalancerProvider {
     }
     await this.execute(ctx, actual, actions);
 
-    // Other balancers of ours for this Service (a name change left one behind): remove them last.
-    for (const o of owned) {
+    // Other balancers of ours for this Service (a rename adopted by name after a crash): remove them last.
+    for (const o of others) {
       if (o.lb.arn === current.lb.arn) continue;
       await this.teardown(ctx, o);
       replaced = true;

@@ -32,6 +32,21 @@ function newProvider(recording: RecordingApi, options: { cluster?: string; deepV
   });
 }
 
+/**
+ * moto 5.2.5 keeps an NLB's listeners after DeleteLoadBalancer (AWS deletes them with it), so its
+ * target groups stay "in use": where a test replaces an NLB, this does what AWS does.
+ */
+function awsLikeDeletes(): RecordingApi {
+  const inner = motoApi(moto.server);
+  return new RecordingApi({
+    ...inner,
+    deleteLoadBalancer: async (s, arn) => {
+      for (const l of (await inner.describeListeners(s, arn)).items) await inner.deleteListener(s, l.arn);
+      await inner.deleteLoadBalancer(s, arn);
+    },
+  });
+}
+
 const rules = (g: SecurityGroup | undefined): string[] => (g?.ingress ?? []).map((r) => `${r.protocol}/${r.fromPort}-${r.toPort} ${r.source.value}`).sort();
 
 describe('the NLB frontend security group, against moto', () => {
@@ -110,17 +125,7 @@ describe('the NLB frontend security group, against moto', () => {
   });
 
   it('a replaced NLB (the scheme changed) reuses its group: exactly one group of ours, attached to the new NLB, rules for the new scheme', async () => {
-    // moto 5.2.5 keeps an NLB's listeners after DeleteLoadBalancer (AWS deletes them with it), so
-    // its target groups stay "in use": this wrapper does what AWS does.
-    const inner = motoApi(moto.server);
-    const awsLike = new RecordingApi({
-      ...inner,
-      deleteLoadBalancer: async (s, arn) => {
-        for (const l of (await inner.describeListeners(s, arn)).items) await inner.deleteListener(s, l.arn);
-        await inner.deleteLoadBalancer(s, arn);
-      },
-    });
-    const provider = newProvider(awsLike);
+    const provider = newProvider(awsLikeDeletes());
     await provider.ensure(testContext(), awsSvc('moved'), backends(nodes));
     const first = await observe('moved');
     expect(rules(first.groups[0])).toEqual(['tcp/80-80 10.0.0.0/16']);
@@ -256,6 +261,15 @@ describe('the NLB frontend security group, against moto', () => {
     recording.reset();
     await expect(provider.ensure(testContext(), restricted, backends(nodes))).rejects.toMatchObject({ field: 'spec.loadBalancerSourceRanges' });
     expect(recording.calls).toEqual([]);
+
+    // What the condition advises: a new name gives a new NLB, with a group holding the ranges; the old NLB goes.
+    const renamed = svc('legacy', annotate('name', 'legacy-renamed'), spec({ loadBalancerSourceRanges: ['203.0.113.0/24'] }));
+    await newProvider(awsLikeDeletes()).ensure(testContext(), renamed, backends(nodes));
+    const moved = await observe('legacy');
+    expect(moved.lbs.map((l) => l.name)).toEqual(['legacy-renamed']);
+    expect(moved.lbs[0]?.securityGroupIds).toEqual(moved.groups.map((g) => g.id));
+    expect(rules(moved.groups[0])).toEqual(['tcp/80-80 203.0.113.0/24']);
+    expect((await raw.describeListeners(signal, moved.lbs[0]?.arn ?? '')).items.map((l) => l.port)).toEqual([80]);
   });
 
   it('garbage collection also deletes the groups of Services that are gone', async () => {
