@@ -281,6 +281,8 @@ interface ColdStart {
   seconds: number;
   /** Non-Lease requests from spawn to convergence. */
   requests: number;
+  /** From spawn to the process's first request to the API server (Node start, imports, setup). */
+  firstRequestS: number | null;
   peakRssMb: number;
   /** Only in the phase that also measured rest (the last --large round). */
   quiet?: Quiet;
@@ -306,8 +308,14 @@ async function coldStart(ctx: Context, services: number, namespace: string, name
     const seconds = (finished - spawned) / 1000;
     const convergedAtMs = performance.timeOrigin + finished;
     const records = await requestsOf(ctx, proc, spawnedAtMs, convergedAtMs);
-    const result: ColdStart = { seconds: round(seconds), requests: records.filter((r) => !isLease(r)).length, peakRssMb: 0 };
-    log(`${name}: ${String(services)} Services converged ${seconds.toFixed(2)} s after spawn`);
+    const first = records[0];
+    const result: ColdStart = {
+      seconds: round(seconds),
+      requests: records.filter((r) => !isLease(r)).length,
+      firstRequestS: first === undefined ? null : round((first.at - spawnedAtMs) / 1000),
+      peakRssMb: 0,
+    };
+    log(`${name}: ${String(services)} Services converged ${seconds.toFixed(2)} s after spawn (first request at ${fmt(result.firstRequestS)} s)`);
     if (thenRest) {
       result.quiet = await waitQuiet(ctx, proc, convergedAtMs, ctx.options.quietTimeoutMs);
       log(`${name}: ${result.quiet.seconds === null ? `never quiet within ${String(ctx.options.quietTimeoutMs / 1000)} s` : `quiet ${String(result.quiet.seconds)} s after convergence`}; ${String(ctx.options.restS)} s at rest ...`);
@@ -398,6 +406,7 @@ interface Round {
   floorS: number;
   coldStartRatio: number;
   coldStartRequests: number;
+  coldStartFirstRequestS: number | null;
   coldStartPeakRssMb: number;
   burstS: number;
   quietAfterBurstS: number | null;
@@ -418,6 +427,7 @@ interface LargeRound {
   coldStartS: number;
   floorS: number;
   coldStartRatio: number;
+  coldStartFirstRequestS: number | null;
   coldStartPeakRssMb: number;
 }
 
@@ -474,6 +484,7 @@ export async function run(args: string[]): Promise<void> {
         floorS,
         coldStartRatio: round(cold.seconds / floorS),
         coldStartRequests: cold.requests,
+        coldStartFirstRequestS: cold.firstRequestS,
         coldStartPeakRssMb: cold.peakRssMb,
         burstS: b.seconds,
         quietAfterBurstS: b.quiet.seconds,
@@ -495,7 +506,7 @@ export async function run(args: string[]): Promise<void> {
     for (let i = 1; i <= largeCount; i++) {
       const last = i === largeCount;
       const { cold, floorS } = await coldAndFloor(ctx, i, options.large, 'fp-large', last);
-      largeRounds.push({ round: i, coldStartS: cold.seconds, floorS, coldStartRatio: round(cold.seconds / floorS), coldStartPeakRssMb: cold.peakRssMb });
+      largeRounds.push({ round: i, coldStartS: cold.seconds, floorS, coldStartRatio: round(cold.seconds / floorS), coldStartFirstRequestS: cold.firstRequestS, coldStartPeakRssMb: cold.peakRssMb });
       if (cold.quiet && cold.rest) largeRest = { quiet: cold.quiet, rest: cold.rest };
     }
 
@@ -524,6 +535,8 @@ export async function run(args: string[]): Promise<void> {
               coldStartS: round(median(largeRounds.map((r) => r.coldStartS))),
               floorS: round(median(largeRounds.map((r) => r.floorS))),
               quietAfterColdStartS: largeRest?.quiet.seconds ?? null,
+              /** The rest window began at the quiet timeout, with the controller still busy. */
+              restWhileNotQuiet: largeRest !== undefined && largeRest.quiet.seconds === null,
               afterColdStartRequests: largeRest?.quiet.requests ?? {},
               rest: largeRest?.rest ?? null,
               perRound: largeRounds,
@@ -579,7 +592,7 @@ export async function run(args: string[]): Promise<void> {
         ['median', l.coldStartS.toFixed(2), l.floorS.toFixed(2), l.coldStartRatio.toFixed(2), ''],
       ];
       process.stdout.write(
-        `\nat ${String(l.services)} Services\n${table(largeRows)}\nrestRssMb ${fmt(l.restRssMb, 0)} (target <= 150), quiet ${fmt(l.quietAfterColdStartS, 1)} s after the cold start, ` +
+        `\nat ${String(l.services)} Services\n${table(largeRows)}\nrestRssMb ${fmt(l.restRssMb, 0)} (target <= 150), ${l.quietAfterColdStartS === null ? 'never quiet' : `quiet ${fmt(l.quietAfterColdStartS, 1)} s`} after the cold start, ` +
           `rest CPU ${fmt(l.rest?.cpuSPerMin, 3)} s/min, ${String(l.rest?.requests ?? '-')} requests + ${String(l.rest?.leaseRequests ?? '-')} Lease\n`,
       );
     }
