@@ -52,15 +52,16 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import type { KubeConfig, V1Lease } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../hack/control-plane.js';
 import { parseControllerFlags } from '../src/cmd/config.js';
-import { COMPONENT, loadKubeConfig } from '../src/cmd/controller.js';
+import { loadKubeConfig } from '../src/cmd/controller.js';
 import { applyManifest } from '../src/kube/apply.js';
 import { RestClient } from '../src/kube/rest.js';
-import { AUDIT_MODES, countByKind, createAuditLog, isLease, type AuditLog, type AuditMode, type AuditRecord } from './support/audit-log.js';
+import { AUDIT_MODES, countByKind, createAuditLog, isLease, type AuditLog, type AuditMode } from './support/audit-log.js';
 import { createServices, deleteAllServices, ensureNamespace, installCrds, watchCompletion, type ServiceShape } from './support/cluster.js';
 import { BENCH_AGENT, FLOOR_CLASS, isConverged, runFloor } from './support/floor.js';
+import { AGENT_PREFIX, QUIET_MS, requestsOf, unlessAborted, waitLeader, waitQuiet, whileRunning, type Quiet } from './support/observe.js';
 import { buildDist, procCpuSeconds, procMemory, spawnController, type ControllerProcess } from './support/process.js';
 import { intFlag, machine, mb, median, round, sleep, table, UsageError } from './support/util.js';
 
@@ -74,8 +75,6 @@ const NAMESPACE_LABEL = { 'portico.dev/bench': 'footprint' };
 const LEASE_NAMESPACE = 'fp-system';
 const LEASE_NAME = 'portico-controller';
 const CREATE_CONCURRENCY = 16;
-const QUIET_MS = 5_000;
-const AGENT_PREFIX = `${COMPONENT}/`;
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
 /** Issue #12's targets, recorded next to the figures. */
@@ -139,25 +138,6 @@ function log(line: string): void {
   process.stderr.write(`[footprint] ${line}\n`);
 }
 
-/** Resolves with `promise`, or rejects when `signal` aborts (Ctrl-C). */
-function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new Error('interrupted'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new Error('interrupted'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
-}
-
 interface Context {
   cp: ControlPlane;
   kc: KubeConfig;
@@ -186,58 +166,6 @@ function start(ctx: Context, name: string): ControllerProcess {
 async function stop(ctx: Context, proc: ControllerProcess): Promise<void> {
   await proc.stop();
   ctx.processes.delete(proc);
-}
-
-/** Rejects if the process exits while `promise` is pending. */
-function whileRunning<T>(proc: ControllerProcess, promise: Promise<T>, what: string): Promise<T> {
-  return Promise.race([promise, proc.exited.then((code) => Promise.reject(new Error(`the controller (pid ${String(proc.pid)}) exited with ${String(code)} during ${what}; see bench/results/footprint.*.log.tmp`)))]);
-}
-
-/** The process's audit records in [from, to): its user agent ends with its identity. */
-async function requestsOf(ctx: Context, proc: ControllerProcess, fromMs: number, toMs?: number): Promise<AuditRecord[]> {
-  await ctx.audit.poll();
-  const identity = `(${proc.identity})`;
-  return ctx.audit.records((agent) => agent.startsWith(AGENT_PREFIX) && agent.endsWith(identity), fromMs, toMs);
-}
-
-interface Quiet {
-  /** Seconds from `fromMs` to the last non-Lease request before a 5 s silence; null: never quiet within the timeout. */
-  seconds: number | null;
-  /** Non-Lease requests after `fromMs` until quiet (or the timeout), by kind. */
-  requests: Record<string, number>;
-  waitedS: number;
-}
-
-/** Waits until the process has sent no non-Lease request for 5 s, counting from `fromMs` (wall clock). */
-async function waitQuiet(ctx: Context, proc: ControllerProcess, fromMs: number, timeoutMs: number): Promise<Quiet> {
-  if (ctx.audit.mode === 'off') {
-    // Diagnostic mode without an audit log: nothing to observe, so only a pause.
-    await unlessAborted(whileRunning(proc, sleep(QUIET_MS), 'a pause'), ctx.signal);
-    return { seconds: null, requests: {}, waitedS: QUIET_MS / 1000 };
-  }
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const records = (await requestsOf(ctx, proc, fromMs)).filter((r) => !isLease(r));
-    const last = records.at(-1)?.at ?? fromMs;
-    const now = Date.now();
-    // A request is in the log once answered: allow for the lag before calling the silence real.
-    if (now - last >= QUIET_MS + ctx.audit.lagMs) return { seconds: round((last - fromMs) / 1000), requests: countByKind(records), waitedS: round((now - fromMs) / 1000) };
-    if (now >= deadline) return { seconds: null, requests: countByKind(records), waitedS: round((now - fromMs) / 1000) };
-    await unlessAborted(whileRunning(proc, sleep(250), 'the wait for quiet'), ctx.signal);
-  }
-}
-
-async function leaseHolder(ctx: Context): Promise<string | undefined> {
-  const lease = await ctx.client.request<V1Lease>('GET', `/apis/coordination.k8s.io/v1/namespaces/${LEASE_NAMESPACE}/leases/${LEASE_NAME}`).catch(() => undefined);
-  return lease?.spec?.holderIdentity ?? undefined;
-}
-
-async function waitLeader(ctx: Context, proc: ControllerProcess): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while ((await leaseHolder(ctx)) !== proc.identity) {
-    if (Date.now() > deadline) throw new Error(`${proc.identity} did not take the Lease within 60 s`);
-    await unlessAborted(whileRunning(proc, sleep(200), 'the wait for the Lease'), ctx.signal);
-  }
 }
 
 interface Rest {
@@ -374,7 +302,7 @@ async function burst(ctx: Context, index: number): Promise<Burst> {
   let timer: NodeJS.Timeout | undefined;
   try {
     const spawnedAtMs = Date.now();
-    await waitLeader(ctx, proc);
+    await waitLeader(ctx, proc, LEASE_NAMESPACE, LEASE_NAME);
     const settled = await waitQuiet(ctx, proc, spawnedAtMs, 60_000);
     if (settled.seconds === null) log(`${name}: the idle process was not quiet within 60 s; bursting anyway`);
     completion = await watchCompletion(new RestClient(ctx.kc, BENCH_AGENT), `/api/v1/namespaces/${namespace}/services`, services, isConverged);
