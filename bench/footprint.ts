@@ -53,27 +53,19 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from '../hack/control-plane.js';
+import type { ControlPlane } from '../hack/control-plane.js';
 import { parseControllerFlags } from '../src/cmd/config.js';
-import { loadKubeConfig } from '../src/cmd/controller.js';
-import { applyManifest } from '../src/kube/apply.js';
 import { RestClient } from '../src/kube/rest.js';
-import { AUDIT_MODES, countByKind, createAuditLog, isLease, type AuditLog, type AuditMode } from './support/audit-log.js';
-import { createServices, deleteAllServices, ensureNamespace, installCrds, watchCompletion, type ServiceShape } from './support/cluster.js';
+import { AUDIT_MODES, countByKind, isLease, type AuditLog, type AuditMode } from './support/audit-log.js';
+import { createServices, deleteAllServices, ensureNamespace, watchCompletion, type ServiceShape } from './support/cluster.js';
 import { BENCH_AGENT, FLOOR_CLASS, isConverged, runFloor } from './support/floor.js';
-import { AGENT_PREFIX, QUIET_MS, requestsOf, unlessAborted, waitLeader, waitQuiet, whileRunning, type Quiet } from './support/observe.js';
+import { QUIET_MS, requestsOf, unlessAborted, waitLeader, waitQuiet, whileRunning, type Quiet } from './support/observe.js';
+import { CONTROLLER_SHAPE, controllerFlags, LEASE_NAME, LEASE_NAMESPACE, NAMESPACE_LABEL, POOL_SIZE, startFootprintCluster, type FootprintCluster } from './support/footprint-cluster.js';
 import { buildDist, procCpuSeconds, procMemory, spawnController, type ControllerProcess } from './support/process.js';
 import { intFlag, machine, mb, median, round, sleep, table, UsageError } from './support/util.js';
 
 export const description = 'portico controller as its own process: cold start vs floor, quiet after a burst, RSS/CPU/requests at rest';
 
-const CLASS = 'portico.dev/l2';
-const POOL_NAME = 'bench-footprint';
-const POOL_CIDR = '198.19.0.0/16';
-const POOL_SIZE = 65_536;
-const NAMESPACE_LABEL = { 'portico.dev/bench': 'footprint' };
-const LEASE_NAMESPACE = 'fp-system';
-const LEASE_NAME = 'portico-controller';
 const CREATE_CONCURRENCY = 16;
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
@@ -125,7 +117,7 @@ export function parseOptions(args: string[]): Options {
 }
 
 const shapes: Record<'controller' | 'floor', ServiceShape> = {
-  controller: { loadBalancerClass: CLASS, ipFamilies: ['IPv4'], ipFamilyPolicy: 'SingleStack' },
+  controller: CONTROLLER_SHAPE,
   floor: { loadBalancerClass: FLOOR_CLASS, ipFamilies: ['IPv4'], ipFamilyPolicy: 'SingleStack' },
 };
 
@@ -153,11 +145,7 @@ interface Context {
 
 function start(ctx: Context, name: string): ControllerProcess {
   const logPath = fileURLToPath(new URL(`footprint.${name}.log.tmp`, ctx.logDir));
-  const proc = spawnController(
-    repoRoot,
-    [`--kubeconfig=${ctx.cp.kubeconfigPath}`, '--leader-elect', `--leader-elect-namespace=${LEASE_NAMESPACE}`, '--metrics-addr=0', '--health-addr=0', '--log-level=info'],
-    logPath,
-  );
+  const proc = spawnController(repoRoot, controllerFlags(ctx.cp.kubeconfigPath), logPath);
   ctx.processes.add(proc);
   void proc.exited.then(() => ctx.processes.delete(proc));
   return proc;
@@ -381,23 +369,13 @@ export async function run(args: string[]): Promise<void> {
   const processes = new Set<ControllerProcess>();
   const logDir = new URL('./results/', import.meta.url);
   await mkdir(logDir, { recursive: true });
-  let cp: ControlPlane | undefined;
-  const audit = await createAuditLog(options.auditMode, (agent) => agent.startsWith(AGENT_PREFIX));
+  let cluster: FootprintCluster | undefined;
   try {
     const built = performance.now();
     buildDist(repoRoot);
     log(`built dist/ in ${((performance.now() - built) / 1000).toFixed(1)} s`);
-    cp = await startControlPlane({ controllerManager: false, apiserverArgs: audit.apiserverArgs });
-    const kc = loadKubeConfig(cp.kubeconfigPath);
-    const client = new RestClient(kc, BENCH_AGENT);
-    await installCrds(client);
-    await ensureNamespace(client, LEASE_NAMESPACE);
-    await applyManifest(client, {
-      apiVersion: 'portico.dev/v1alpha1',
-      kind: 'AddressPool',
-      metadata: { name: POOL_NAME },
-      spec: { addresses: [POOL_CIDR], autoAssign: true, allocation: { namespaceSelector: { matchLabels: NAMESPACE_LABEL } } },
-    });
+    cluster = await startFootprintCluster(options.auditMode);
+    const { cp, kc, client, audit } = cluster;
     const ctx: Context = { cp, kc, client, audit, options, workers, signal: abort.signal, processes, logDir };
     log(`${cp.version}; ${String(options.services)} Services, ${String(options.rounds)} round(s), ${String(options.restS)} s at rest; floor at ${String(workers)} workers; audit log ${options.auditMode}${options.large > 0 ? `; then ${String(options.large)} Services` : ''}`);
 
@@ -479,7 +457,7 @@ export async function run(args: string[]): Promise<void> {
         quietTimeoutS: options.quietTimeoutMs / 1000,
         createConcurrency: CREATE_CONCURRENCY,
         auditMode: options.auditMode,
-        controllerFlags: ['--leader-elect', `--leader-elect-namespace=${LEASE_NAMESPACE}`, '--metrics-addr=0', '--health-addr=0', '--log-level=info'],
+        controllerFlags: controllerFlags('<kubeconfig>'),
         notes: [
           'medians over rounds; quietAfterBurstS null = never quiet within quietTimeoutS (a never-quiet round counts as the longest)',
           'RSS from /proc/<pid>/status (VmRSS; peak = VmHWM), CPU from /proc/<pid>/stat (utime + stime), requests from the audit log by user agent and identity',
@@ -529,7 +507,6 @@ export async function run(args: string[]): Promise<void> {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
     await Promise.all([...processes].map((p) => p.stop(5_000)));
-    await cp?.stop();
-    await audit.close();
+    await cluster?.stop();
   }
 }

@@ -38,12 +38,21 @@ function installExitHook(): void {
 
 /** Spawns `node dist/src/cli.js controller <flags>`; its output goes to `logPath` (never parsed). */
 export function spawnController(root: string, flags: readonly string[], logPath: string): ControllerProcess {
+  return spawnNode(root, [join(root, 'dist/src/cli.js'), 'controller', ...flags], logPath, false);
+}
+
+/** Spawns support/terms-process.ts (the compiled controller, restarted in-process after each lost term); stdout is piped for its events. */
+export function spawnTermsProcess(root: string, flags: readonly string[], logPath: string): ControllerProcess {
+  return spawnNode(root, ['--expose-gc', '--import', 'tsx', join(root, 'bench/support/terms-process.ts'), ...flags], logPath, true);
+}
+
+function spawnNode(root: string, args: readonly string[], logPath: string, pipeStdout: boolean): ControllerProcess {
   installExitHook();
   const log = openSync(logPath, 'a');
   const env = { ...process.env };
   // The identity must default to hostname-pid, as the Deployment's would to the pod name.
   delete env['POD_NAME'];
-  const child = spawn(process.execPath, [join(root, 'dist/src/cli.js'), 'controller', ...flags], { cwd: root, env, stdio: ['ignore', log, log] });
+  const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', pipeStdout ? 'pipe' : log, log] });
   closeSync(log);
   if (child.pid === undefined) throw new Error('could not spawn the controller');
   const pid = child.pid;
