@@ -12,7 +12,7 @@
  * process with many terms exists only where startController runs again in the same process,
  * as lb-burst and the tests do. support/terms-process.ts is that process: the compiled
  * controller (dist/) with the CLI's flags (footprint's: --leader-elect, defaults), started
- * again after each lost term, run with --expose-gc and the tsx loader (a constant, not a growth).
+ * again after each lost term, run with --expose-gc.
  *
  * Same cluster as footprint (support/footprint-cluster.ts). N Services exist before the process
  * starts. Each term: the process holds the Lease, every Service has its address (term 1), and it
@@ -221,7 +221,7 @@ export async function run(args: string[]): Promise<void> {
       heapUsedAfterGcRatio: round(last.heapUsedAfterGcMb / first.heapUsedAfterGcMb),
       target: 'the last term within 10% of the first, after GC (ratio <= 1.10)',
       notes: [
-        'one process, startController run again after each lost term (the CLI exits on a lost term instead); compiled dist/ code, tsx loader present',
+        'one process, startController run again after each lost term (the CLI exits on a lost term instead); compiled dist/ code',
         'rssMb: VmRSS from /proc as it is; *AfterGc: process.memoryUsage() after two forced full GCs (--expose-gc), reported by the process',
         'each term measured once it held the Lease and was quiet (no request but Lease renewals) for 5 s',
       ],

@@ -3,9 +3,10 @@
  * `node dist/src/cli.js`), and what /proc says about it: RSS and CPU time.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import ts from 'typescript';
 
 /** Compiles src/ to dist/ (gitignored) once, as the image build does. */
 export function buildDist(root: string): void {
@@ -41,9 +42,18 @@ export function spawnController(root: string, flags: readonly string[], logPath:
   return spawnNode(root, [join(root, 'dist/src/cli.js'), 'controller', ...flags], logPath, false);
 }
 
-/** Spawns support/terms-process.ts (the compiled controller, restarted in-process after each lost term); stdout is piped for its events. */
+const TERMS_PROCESS = 'dist/bench/terms-process.js';
+
+/**
+ * Spawns support/terms-process.ts (the compiled controller, restarted in-process after each lost
+ * term); stdout is piped for its events. Transpiled to dist/ first, so no loader runs in it.
+ */
 export function spawnTermsProcess(root: string, flags: readonly string[], logPath: string): ControllerProcess {
-  return spawnNode(root, ['--expose-gc', '--import', 'tsx', join(root, 'bench/support/terms-process.ts'), ...flags], logPath, true);
+  const source = readFileSync(join(root, 'bench/support/terms-process.ts'), 'utf8');
+  const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
+  mkdirSync(join(root, 'dist/bench'), { recursive: true });
+  writeFileSync(join(root, TERMS_PROCESS), outputText);
+  return spawnNode(root, ['--expose-gc', join(root, TERMS_PROCESS), ...flags], logPath, true);
 }
 
 function spawnNode(root: string, args: readonly string[], logPath: string, pipeStdout: boolean): ControllerProcess {

@@ -5,12 +5,12 @@
  * process: the compiled controller (dist/, as the image runs it) with the CLI's flags, started
  * again each time a term ends with lost leadership.
  *
- *   node --expose-gc --import tsx bench/support/terms-process.ts <controller flags>
+ *   node --expose-gc dist/bench/terms-process.js <controller flags>
+ *   (support/process.ts transpiles this file there: no loader runs in the measured process)
  *
  * One JSON line per event on stdout: {"event":"started","starts":n} when it starts (again),
  * {"event":"lost"} when a term ended with leadership lost, and on SIGUSR2 two full GCs then
  * {"event":"memory", rss, heapUsed, heapTotal, external, arrayBuffers} (bytes). SIGTERM stops it.
- * The tsx loader is in this process too (a constant, not a growth).
  */
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -18,6 +18,7 @@ import type * as Config from '../../src/cmd/config.js';
 import type * as Controller from '../../src/cmd/controller.js';
 import type * as Logger from '../../src/kube/logger.js';
 
+// Run from dist/bench/: two levels up is the repository.
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const load = async <T>(path: string): Promise<T> => (await import(pathToFileURL(join(root, 'dist', path)).href)) as T;
 
