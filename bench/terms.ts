@@ -135,8 +135,9 @@ async function stealLease(client: RestClient): Promise<void> {
 
 interface Term {
   term: number;
-  /** From the previous term's end (Lease taken away) to this term holding the Lease. */
+  /** From the Lease being freed (deleted) to this process holding it again; null for term 1. */
   regainedS: number | null;
+  /** From spawn (term 1) or the Lease being freed to the last non-Lease request before 5 s of quiet. */
   quietS: number | null;
   requestsUntilQuiet: Record<string, number>;
   rssMb: number;
@@ -166,7 +167,8 @@ export async function run(args: string[]): Promise<void> {
     const running = proc;
     const stream = events(running);
     const terms: Term[] = [];
-    let endedAt: number | undefined;
+    let freedAt: number | undefined;
+    const spawnedAt = Date.now();
     for (let term = 1; term <= options.terms; term++) {
       await waitLeader(observer, running, LEASE_NAMESPACE, LEASE_NAME);
       const ledAt = Date.now();
@@ -175,13 +177,13 @@ export async function run(args: string[]): Promise<void> {
         completion.stop();
         if (finished === undefined) throw new Error('the completion watch stopped early');
       }
-      const quiet: Quiet = await waitQuiet(observer, running, ledAt, options.quietTimeoutMs);
+      const quiet: Quiet = await waitQuiet(observer, running, freedAt ?? spawnedAt, options.quietTimeoutMs);
       const rssBytes = procMemory(running.pid).rssBytes;
       running.child.kill('SIGUSR2');
       const memory = await unlessAborted(stream.next('memory', 30_000), abort.signal);
       const row: Term = {
         term,
-        regainedS: endedAt === undefined ? null : round((ledAt - endedAt) / 1000),
+        regainedS: freedAt === undefined ? null : round((ledAt - freedAt) / 1000),
         quietS: quiet.seconds,
         requestsUntilQuiet: quiet.requests,
         rssMb: mb(rssBytes),
@@ -191,9 +193,9 @@ export async function run(args: string[]): Promise<void> {
       terms.push(row);
       log(`term ${String(term)}: RSS ${String(row.rssMb)} MB; after GC RSS ${String(row.rssAfterGcMb)} MB, heap ${String(row.heapUsedAfterGcMb)} MB; ${quiet.seconds === null ? 'never quiet' : `quiet after ${String(quiet.seconds)} s`}`);
       if (term === options.terms) break;
-      endedAt = Date.now();
       await stealLease(client);
       await unlessAborted(stream.next('lost', 60_000), abort.signal);
+      freedAt = Date.now();
       await client.request('DELETE', LEASE_PATH).catch((error: unknown) => {
         if (!isKubeError(error, 404)) throw error;
       });
