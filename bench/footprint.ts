@@ -51,18 +51,18 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ControlPlane } from '../hack/control-plane.js';
 import { parseControllerFlags } from '../src/cmd/config.js';
+import { abortable } from '../src/kube/abort.js';
 import { RestClient } from '../src/kube/rest.js';
 import { AUDIT_MODES, countByKind, isLease, type AuditLog, type AuditMode } from './support/audit-log.js';
 import { createServices, deleteAllServices, ensureNamespace, watchCompletion, type ServiceShape } from './support/cluster.js';
 import { BENCH_AGENT, FLOOR_CLASS, isConverged, runFloor } from './support/floor.js';
-import { QUIET_MS, requestsOf, unlessAborted, waitLeader, waitQuiet, whileRunning, type Quiet } from './support/observe.js';
+import { QUIET_MS, requestsOf, waitLeader, waitQuiet, whileRunning, type Quiet } from './support/observe.js';
 import { CONTROLLER_SHAPE, controllerFlags, LEASE_NAME, LEASE_NAMESPACE, NAMESPACE_LABEL, POOL_SIZE, startFootprintCluster, type FootprintCluster } from './support/footprint-cluster.js';
 import { buildDist, procCpuSeconds, procMemory, spawnController, type ControllerProcess } from './support/process.js';
-import { intFlag, machine, mb, median, round, sleep, table, UsageError } from './support/util.js';
+import { intFlag, stringFlags, machine, mb, median, round, sleep, table, UsageError } from './support/util.js';
 
 export const description = 'portico controller as its own process: cold start vs floor, quiet after a burst, RSS/CPU/requests at rest';
 
@@ -89,20 +89,7 @@ interface Options {
 }
 
 export function parseOptions(args: string[]): Options {
-  const { values } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      services: { type: 'string', default: '1000' },
-      large: { type: 'string', default: '5000' },
-      rounds: { type: 'string', default: '3' },
-      rest: { type: 'string', default: '60' },
-      'quiet-timeout': { type: 'string', default: '300' },
-      timeout: { type: 'string', default: '600' },
-      'audit-mode': { type: 'string', default: 'blocking' },
-    },
-  });
+  const values = stringFlags(args, { services: '1000', large: '5000', rounds: '3', rest: '60', 'quiet-timeout': '300', timeout: '600', 'audit-mode': 'blocking' });
   const auditMode = values['audit-mode'] as AuditMode;
   if (!AUDIT_MODES.includes(auditMode)) throw new UsageError(`--audit-mode=${values['audit-mode']}: expected one of ${AUDIT_MODES.join(', ')}`);
   return {
@@ -172,7 +159,7 @@ async function measureRest(ctx: Context, proc: ControllerProcess): Promise<Rest>
   const rss: number[] = [];
   const started = performance.now();
   for (let i = 1; i <= ctx.options.restS; i++) {
-    await unlessAborted(whileRunning(proc, sleep(Math.max(0, started + i * 1000 - performance.now())), 'the rest window'), ctx.signal);
+    await abortable(whileRunning(proc, sleep(Math.max(0, started + i * 1000 - performance.now())), 'the rest window'), ctx.signal);
     rss.push(procMemory(proc.pid).rssBytes);
   }
   const cpu = procCpuSeconds(proc.pid) - cpuBefore;
@@ -219,7 +206,7 @@ async function coldStart(ctx: Context, services: number, namespace: string, name
     const spawned = performance.now();
     proc = start(ctx, namespace);
     const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${name}: not converged after ${String(ctx.options.timeoutMs / 1000)} s (${String(completion.done())}/${String(services)})`)), ctx.options.timeoutMs)));
-    const finished = await unlessAborted(whileRunning(proc, Promise.race([completion.finished, timeout]), name), ctx.signal);
+    const finished = await abortable(whileRunning(proc, Promise.race([completion.finished, timeout]), name), ctx.signal);
     if (finished === undefined) throw new Error(`${name}: the completion watch stopped early`);
     const seconds = (finished - spawned) / 1000;
     const convergedAtMs = performance.timeOrigin + finished;
@@ -253,7 +240,7 @@ async function floor(ctx: Context, services: number, namespace: string, name: st
   await createServices(ctx.client, namespace, services, shapes.floor, CREATE_CONCURRENCY);
   await sleep(1000);
   try {
-    const result = await unlessAborted(runFloor(ctx.kc, namespace, { services, workers: ctx.workers, address: floorAddress }), ctx.signal);
+    const result = await abortable(runFloor(ctx.kc, namespace, { services, workers: ctx.workers, address: floorAddress }), ctx.signal);
     log(`${name}: ${String(result.services)} Services in ${result.seconds.toFixed(2)} s`);
     return round(result.seconds);
   } finally {
@@ -297,7 +284,7 @@ async function burst(ctx: Context, index: number): Promise<Burst> {
     const started = performance.now();
     const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${name}: not converged after ${String(ctx.options.timeoutMs / 1000)} s (${String(completion?.done())}/${String(services)})`)), ctx.options.timeoutMs)));
     const creating = createServices(ctx.client, namespace, services, shapes.controller, CREATE_CONCURRENCY);
-    const finished = await unlessAborted(whileRunning(proc, Promise.race([completion.finished, timeout]), name), ctx.signal);
+    const finished = await abortable(whileRunning(proc, Promise.race([completion.finished, timeout]), name), ctx.signal);
     await creating;
     if (finished === undefined) throw new Error(`${name}: the completion watch stopped early`);
     const seconds = (finished - started) / 1000;
@@ -363,7 +350,7 @@ export async function run(args: string[]): Promise<void> {
   const options = parseOptions(args);
   const workers = parseControllerFlags([]).workers;
   const abort = new AbortController();
-  const onSignal = (): void => abort.abort();
+  const onSignal = (): void => abort.abort(new Error('interrupted'));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const processes = new Set<ControllerProcess>();

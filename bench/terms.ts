@@ -29,15 +29,15 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import type { V1Lease } from '@kubernetes/client-node';
+import { abortable } from '../src/kube/abort.js';
 import { isKubeError, RestClient } from '../src/kube/rest.js';
 import { createServices, ensureNamespace, watchCompletion } from './support/cluster.js';
 import { BENCH_AGENT, isConverged } from './support/floor.js';
 import { CONTROLLER_SHAPE, controllerFlags, LEASE_NAME, LEASE_NAMESPACE, NAMESPACE_LABEL, startFootprintCluster, type FootprintCluster } from './support/footprint-cluster.js';
-import { leaseHolder, unlessAborted, waitLeader, waitQuiet, whileRunning, type Observer, type Quiet } from './support/observe.js';
+import { leaseHolder, waitLeader, waitQuiet, whileRunning, type Observer, type Quiet } from './support/observe.js';
 import { buildDist, procMemory, spawnTermsProcess, type ControllerProcess } from './support/process.js';
-import { intFlag, machine, mb, round, sleep, table } from './support/util.js';
+import { intFlag, stringFlags, machine, mb, round, sleep, table } from './support/util.js';
 
 export const description = 'one controller process leads 20 terms with 1000 Services: RSS and heap after term 1 vs the last';
 
@@ -53,16 +53,7 @@ interface Options {
 }
 
 export function parseOptions(args: string[]): Options {
-  const { values } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      terms: { type: 'string', default: '20' },
-      services: { type: 'string', default: '1000' },
-      'quiet-timeout': { type: 'string', default: '300' },
-    },
-  });
+  const values = stringFlags(args, { terms: '20', services: '1000', 'quiet-timeout': '300' });
   return {
     terms: intFlag('terms', values.terms, 2, 200),
     services: intFlag('services', values.services, 1, 20_000),
@@ -148,7 +139,7 @@ interface Term {
 export async function run(args: string[]): Promise<void> {
   const options = parseOptions(args);
   const abort = new AbortController();
-  const onSignal = (): void => abort.abort();
+  const onSignal = (): void => abort.abort(new Error('interrupted'));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   let cluster: FootprintCluster | undefined;
@@ -173,14 +164,14 @@ export async function run(args: string[]): Promise<void> {
       await waitLeader(observer, running, LEASE_NAMESPACE, LEASE_NAME);
       const ledAt = Date.now();
       if (term === 1) {
-        const finished = await unlessAborted(whileRunning(running, completion.finished, 'term 1'), abort.signal);
+        const finished = await abortable(whileRunning(running, completion.finished, 'term 1'), abort.signal);
         completion.stop();
         if (finished === undefined) throw new Error('the completion watch stopped early');
       }
       const quiet: Quiet = await waitQuiet(observer, running, freedAt ?? spawnedAt, options.quietTimeoutMs);
       const rssBytes = procMemory(running.pid).rssBytes;
       running.child.kill('SIGUSR2');
-      const memory = await unlessAborted(stream.next('memory', 30_000), abort.signal);
+      const memory = await abortable(stream.next('memory', 30_000), abort.signal);
       const row: Term = {
         term,
         regainedS: freedAt === undefined ? null : round((ledAt - freedAt) / 1000),
@@ -194,13 +185,13 @@ export async function run(args: string[]): Promise<void> {
       log(`term ${String(term)}: RSS ${String(row.rssMb)} MB; after GC RSS ${String(row.rssAfterGcMb)} MB, heap ${String(row.heapUsedAfterGcMb)} MB; ${quiet.seconds === null ? 'never quiet' : `quiet after ${String(quiet.seconds)} s`}`);
       if (term === options.terms) break;
       await stealLease(client);
-      await unlessAborted(stream.next('lost', 60_000), abort.signal);
+      await abortable(stream.next('lost', 60_000), abort.signal);
       freedAt = Date.now();
       await client.request('DELETE', LEASE_PATH).catch((error: unknown) => {
         if (!isKubeError(error, 404)) throw error;
       });
       // The process starts again at once; its next campaign finds no Lease and takes it.
-      await unlessAborted(stream.next('started', 30_000), abort.signal);
+      await abortable(stream.next('started', 30_000), abort.signal);
       await sleep(100);
       if ((await leaseHolder(observer, LEASE_NAMESPACE, LEASE_NAME)) === THIEF) throw new Error('the Lease is still held by the bench');
     }

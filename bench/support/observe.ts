@@ -4,6 +4,7 @@
  */
 import type { V1Lease } from '@kubernetes/client-node';
 import { COMPONENT } from '../../src/cmd/controller.js';
+import { abortable } from '../../src/kube/abort.js';
 import type { KubeClient } from '../../src/kube/rest.js';
 import { countByKind, isLease, type AuditLog, type AuditRecord } from './audit-log.js';
 import type { ControllerProcess } from './process.js';
@@ -18,25 +19,6 @@ export interface Observer {
   audit: AuditLog;
   client: KubeClient;
   signal: AbortSignal;
-}
-
-/** Resolves with `promise`, or rejects when `signal` aborts (Ctrl-C). */
-export function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new Error('interrupted'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new Error('interrupted'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
 }
 
 /** Rejects if the process exits while `promise` is pending. */
@@ -63,7 +45,7 @@ export interface Quiet {
 export async function waitQuiet(ctx: Observer, proc: ControllerProcess, fromMs: number, timeoutMs: number): Promise<Quiet> {
   if (ctx.audit.mode === 'off') {
     // Diagnostic mode without an audit log: nothing to observe, so only a pause.
-    await unlessAborted(whileRunning(proc, sleep(QUIET_MS), 'a pause'), ctx.signal);
+    await abortable(whileRunning(proc, sleep(QUIET_MS), 'a pause'), ctx.signal);
     return { seconds: null, requests: {}, waitedS: QUIET_MS / 1000 };
   }
   const deadline = Date.now() + timeoutMs;
@@ -74,7 +56,7 @@ export async function waitQuiet(ctx: Observer, proc: ControllerProcess, fromMs: 
     // A request is in the log once answered: allow for the lag before calling the silence real.
     if (now - last >= QUIET_MS + ctx.audit.lagMs) return { seconds: round((last - fromMs) / 1000), requests: countByKind(records), waitedS: round((now - fromMs) / 1000) };
     if (now >= deadline) return { seconds: null, requests: countByKind(records), waitedS: round((now - fromMs) / 1000) };
-    await unlessAborted(whileRunning(proc, sleep(250), 'the wait for quiet'), ctx.signal);
+    await abortable(whileRunning(proc, sleep(250), 'the wait for quiet'), ctx.signal);
   }
 }
 
@@ -87,7 +69,7 @@ export async function waitLeader(ctx: Observer, proc: ControllerProcess, namespa
   const deadline = Date.now() + 60_000;
   while ((await leaseHolder(ctx, namespace, name)) !== proc.identity) {
     if (Date.now() > deadline) throw new Error(`${proc.identity} did not take the Lease within 60 s`);
-    await unlessAborted(whileRunning(proc, sleep(200), 'the wait for the Lease'), ctx.signal);
+    await abortable(whileRunning(proc, sleep(200), 'the wait for the Lease'), ctx.signal);
   }
 }
 
