@@ -43,6 +43,8 @@ interface AuditEvent {
 
 export interface AuditLog {
   mode: AuditMode;
+  /** Where kube-apiserver writes the log. */
+  path: string;
   /** kube-apiserver flags that turn the log on (none when mode is off). */
   apiserverArgs: string[];
   /** How long after a request arrived it is certainly in the log (batching lag plus a margin), ms. */
@@ -99,6 +101,7 @@ export async function createAuditLog(mode: AuditMode, keep: (userAgent: string) 
 
   return {
     mode,
+    path: logPath,
     apiserverArgs,
     lagMs: mode === 'batch' ? BATCH_MAX_WAIT_S * 1000 + 1000 : 1000,
     poll: async () => {
