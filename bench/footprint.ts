@@ -284,6 +284,8 @@ async function burst(ctx: Context, index: number): Promise<Burst> {
     const started = performance.now();
     const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${name}: not converged after ${String(ctx.options.timeoutMs / 1000)} s (${String(completion?.done())}/${String(services)})`)), ctx.options.timeoutMs)));
     const creating = createServices(ctx.client, namespace, services, shapes.controller, CREATE_CONCURRENCY);
+    // Awaited below; until then a failure must not surface as an unhandled rejection.
+    creating.catch(() => undefined);
     const finished = await abortable(whileRunning(proc, Promise.race([completion.finished, timeout]), name), ctx.signal);
     await creating;
     if (finished === undefined) throw new Error(`${name}: the completion watch stopped early`);
