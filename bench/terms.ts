@@ -136,6 +136,17 @@ interface Term {
   heapUsedAfterGcMb: number;
 }
 
+/** Least-squares slope of y over x; NaN with fewer than two points. */
+export function slope(points: readonly (readonly [number, number])[]): number {
+  const n = points.length;
+  if (n < 2) return NaN;
+  const mx = points.reduce((a, [x]) => a + x, 0) / n;
+  const my = points.reduce((a, [, y]) => a + y, 0) / n;
+  const sxy = points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0);
+  const sxx = points.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+  return round(sxy / sxx, 3);
+}
+
 export async function run(args: string[]): Promise<void> {
   const options = parseOptions(args);
   const abort = new AbortController();
@@ -212,6 +223,12 @@ export async function run(args: string[]): Promise<void> {
       heapUsedAfterGcTerm1Mb: first.heapUsedAfterGcMb,
       heapUsedAfterGcLastTermMb: last.heapUsedAfterGcMb,
       heapUsedAfterGcRatio: round(last.heapUsedAfterGcMb / first.heapUsedAfterGcMb),
+      /**
+       * Least-squares slope of the heap after GC from term 2 on: term 1 also carries what its
+       * own burst of work left, so a steady growth per term can hide under the first/last ratio.
+       */
+      heapUsedAfterGcGrowthPerTermMb: slope(terms.slice(1).map((t) => [t.term, t.heapUsedAfterGcMb])),
+      rssAfterGcGrowthPerTermMb: slope(terms.slice(1).map((t) => [t.term, t.rssAfterGcMb])),
       target: 'the last term within 10% of the first, after GC (ratio <= 1.10)',
       notes: [
         'one process, startController run again after each lost term (the CLI exits on a lost term instead); compiled dist/ code',
@@ -232,6 +249,7 @@ export async function run(args: string[]): Promise<void> {
     process.stdout.write(
       `\nterms: one process, ${String(terms.length)} leadership terms, ${String(options.services)} Services (${cp.version})\n${table(rows)}\n` +
         `last / first: RSS ${result.rssRatio.toFixed(2)}, RSS after GC ${result.rssAfterGcRatio.toFixed(2)}, heap after GC ${result.heapUsedAfterGcRatio.toFixed(2)} (target <= 1.10 after GC)\n` +
+        `growth per term from term 2 (least squares): heap after GC ${String(result.heapUsedAfterGcGrowthPerTermMb)} MB, RSS after GC ${String(result.rssAfterGcGrowthPerTermMb)} MB\n` +
         `\nwrote ${fileURLToPath(out)}\n`,
     );
   } finally {
