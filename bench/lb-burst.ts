@@ -34,30 +34,25 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import type { KubeConfig, V1Service } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { startControlPlane, type ControlPlane } from '../hack/control-plane.js';
-import { renderCrdFiles } from '../src/api/render.js';
 import { parseControllerFlags } from '../src/cmd/config.js';
-import { applyManifest, applyYaml } from '../src/kube/apply.js';
-import { claimPatch } from '../src/kube/ownership.js';
-import { patchWithRetry } from '../src/kube/patch.js';
+import { applyManifest } from '../src/kube/apply.js';
 import { EventRecorder } from '../src/kube/events.js';
 import { RestClient } from '../src/kube/rest.js';
 import { loadKubeConfig, startController, type RunningController } from '../src/cmd/controller.js';
 import { DEFAULT_WORKERS } from '../src/reconcile/loadbalancer/controller.js';
-import { FINALIZER } from '../src/reconcile/loadbalancer/planner.js';
 import { diffApiServer, scrapeApiServer, type ApiServerSample } from './support/apiserver-metrics.js';
-import { createServices, deleteAllServices, ensureNamespace, listAll, watchCompletion, type ServiceShape } from './support/cluster.js';
+import { createServices, deleteAllServices, ensureNamespace, installCrds, watchCompletion, type ServiceShape } from './support/cluster.js';
+import { BENCH_AGENT, FLOOR_AGENT, FLOOR_CLASS, isConverged, runFloor, type FloorResult } from './support/floor.js';
 import { installRequestCounter, takeRequestCounts, totalRequests, type RequestCount, type RequestCounts } from './support/request-stats.js';
 import { startCpuProfile, summarize, type CpuSummary } from './support/cpu-profile.js';
-import { forEachLimit, intFlag, machine, mb, median, processLoad, round, sampleRss, sleep, table, type ProcessLoad } from './support/util.js';
+import { intFlag, machine, mb, median, processLoad, round, sampleRss, sleep, table, type ProcessLoad } from './support/util.js';
 
 export const description = 'N LoadBalancer Services, controller started cold: time to address + finalizer, vs a bare client loop (floor)';
 
 const CONTROLLER_CLASS = 'portico.dev/l2';
-const FLOOR_CLASS = 'example.com/bench-floor';
-const FLOOR_FINALIZER = 'example.com/bench-floor';
 const POOL_NAME = 'bench-lb-burst';
 const POOL_CIDR = '2001:db8:b00::/116';
 const POOL_PREFIX = '2001:db8:b00::';
@@ -65,8 +60,6 @@ const POOL_SIZE = 4096;
 const CREATE_CONCURRENCY = 16;
 const TARGET_RATIO = 1.25;
 const CONTROLLER_AGENT = 'portico-controller';
-const FLOOR_AGENT = 'portico-bench-floor';
-const BENCH_AGENT = 'portico-bench';
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
 interface Options {
@@ -112,57 +105,6 @@ const shapes: Record<'controller' | 'floor', ServiceShape> = {
   controller: { loadBalancerClass: CONTROLLER_CLASS, ipFamilies: ['IPv6'], ipFamilyPolicy: 'SingleStack' },
   floor: { loadBalancerClass: FLOOR_CLASS, ipFamilies: ['IPv6'], ipFamilyPolicy: 'SingleStack' },
 };
-
-function servicePath(service: V1Service): string {
-  return `/api/v1/namespaces/${service.metadata?.namespace ?? ''}/services/${service.metadata?.name ?? ''}`;
-}
-
-function isConverged(service: V1Service): boolean {
-  return (service.status?.loadBalancer?.ingress ?? []).length >= 1 && (service.metadata?.finalizers ?? []).includes(FINALIZER);
-}
-
-function isFloorDone(service: V1Service): boolean {
-  return (service.status?.loadBalancer?.ingress ?? []).length >= 1 && (service.metadata?.finalizers ?? []).includes(FLOOR_FINALIZER);
-}
-
-interface FloorResult {
-  /** From the list to the last write's answer. */
-  seconds: number;
-  /** From the list until the benchmark's watch saw every Service done (as the controller phase is timed). */
-  observedSeconds: number;
-  services: number;
-}
-
-/**
- * The floor: what any client must do at minimum — one list, then two writes per Service. The
- * same completion watch as in the controller phase runs alongside, so both phases carry the
- * benchmark's own observer load on the API server and in this process.
- */
-async function runFloor(kc: KubeConfig, namespace: string, options: Options): Promise<FloorResult> {
-  const client = new RestClient(kc, FLOOR_AGENT);
-  const path = `/api/v1/namespaces/${namespace}/services`;
-  const completion = await watchCompletion(new RestClient(kc, BENCH_AGENT), path, options.services, isFloorDone);
-  let counter = 0;
-  try {
-    const started = performance.now();
-    const { items } = await listAll(client, path, 500);
-    await forEachLimit(items, options.workers, async (service) => {
-      const objectPath = servicePath(service);
-      const { object } = await patchWithRetry(client, objectPath, service, (s) => claimPatch(s, { finalizer: FLOOR_FINALIZER, annotation: 'example.com/bench-floor' }, 'floor'));
-      const ip = `${POOL_PREFIX}${(++counter % POOL_SIZE).toString(16)}`;
-      const ports = (object.spec?.ports ?? []).map((p) => ({ port: p.port, protocol: p.protocol ?? 'TCP' }));
-      await patchWithRetry(client, objectPath, object, () => ({ status: { loadBalancer: { ingress: [{ ip, ipMode: 'VIP', ports }] } } }), { subresource: 'status' });
-    });
-    const wrote = performance.now();
-    let timer: NodeJS.Timeout | undefined;
-    const observed = await Promise.race([completion.finished, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), 30_000)))]);
-    clearTimeout(timer);
-    if (observed === undefined) throw new Error(`floor: only ${String(completion.done())} of ${String(options.services)} Services seen done`);
-    return { seconds: (wrote - started) / 1000, observedSeconds: (observed - started) / 1000, services: items.length };
-  } finally {
-    completion.stop();
-  }
-}
 
 interface ControllerMetrics {
   reconciles: Record<string, number>;
@@ -353,7 +295,7 @@ async function runRound(cp: ControlPlane, kc: KubeConfig, client: RestClient, in
     takeRequestCounts();
     const before = await scrapeApiServer(kc);
     const floorLoad = processLoad();
-    const floor = await runFloor(kc, namespaces.floor, options);
+    const floor = await runFloor(kc, namespaces.floor, { ...options, address: (n) => `${POOL_PREFIX}${(n % POOL_SIZE).toString(16)}` });
     const floorProcess = floorLoad.stop();
     const after = await scrapeApiServer(kc);
     const floorProfile = profile(takeRequestCounts(), FLOOR_AGENT, options.services, diffApiServer(before, after));
@@ -461,16 +403,7 @@ export async function run(args: string[]): Promise<void> {
     cp = await startControlPlane({ controllerManager: false });
     const kc = loadKubeConfig(cp.kubeconfigPath);
     const client = new RestClient(kc, BENCH_AGENT);
-    for (const text of Object.values(renderCrdFiles())) await applyYaml(client, text);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await client.request('GET', '/apis/portico.dev/v1alpha1/addresspools');
-        break;
-      } catch (error) {
-        if (attempt > 100) throw error;
-        await sleep(100);
-      }
-    }
+    await installCrds(client);
     await applyManifest(client, {
       apiVersion: 'portico.dev/v1alpha1',
       kind: 'AddressPool',

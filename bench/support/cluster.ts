@@ -1,6 +1,8 @@
 /** Kubernetes helpers for benchmarks: bulk create/clean up, paginated lists, a completion watch. */
 import { performance } from 'node:perf_hooks';
 import type { V1Service } from '@kubernetes/client-node';
+import { renderCrdFiles } from '../../src/api/render.js';
+import { applyYaml } from '../../src/kube/apply.js';
 import { isKubeError, type KubeClient, type WatchEvent } from '../../src/kube/rest.js';
 import { forEachLimit, sleep } from './util.js';
 
@@ -172,4 +174,18 @@ export async function watchCompletion(client: KubeClient, path: string, expected
       resolveFinished(finishedAt);
     },
   };
+}
+
+/** Applies Portico's CRDs and waits until the API server serves AddressPools. */
+export async function installCrds(client: KubeClient): Promise<void> {
+  for (const text of Object.values(renderCrdFiles())) await applyYaml(client, text);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await client.request('GET', '/apis/portico.dev/v1alpha1/addresspools');
+      return;
+    } catch (error) {
+      if (attempt > 100) throw error;
+      await sleep(100);
+    }
+  }
 }

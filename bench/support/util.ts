@@ -2,6 +2,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
 
 /** Bad flags: the runner prints the message (no stack) and exits 2. */
 export class UsageError extends Error {}
@@ -151,4 +152,11 @@ export function intFlag(flag: string, value: string, min: number, max: number): 
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag}=${value}: expected an integer from ${String(min)} to ${String(max)}`);
   return n;
+}
+
+/** String flags `--name=value` with their defaults; an unknown flag is a usage error (strict). */
+export function stringFlags<K extends string>(args: string[], defaults: Record<K, string>): Record<K, string> {
+  const options = Object.fromEntries(Object.entries(defaults).map(([name, value]) => [name, { type: 'string' as const, default: value as string }]));
+  const { values } = parseArgs({ args, strict: true, allowPositionals: false, options });
+  return values as Record<K, string>;
 }

@@ -1,0 +1,111 @@
+/**
+ * `portico controller` as its own process, the way the Deployment runs it (the image runs
+ * `node dist/src/cli.js`), and what /proc says about it: RSS and CPU time.
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import ts from 'typescript';
+
+/** Compiles src/ to dist/ (gitignored) once, as the image build does. */
+export function buildDist(root: string): void {
+  const result = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (result.status !== 0) throw new Error(`npx tsc -p tsconfig.build.json failed (exit ${String(result.status ?? result.signal)})`);
+}
+
+export interface ControllerProcess {
+  child: ChildProcess;
+  pid: number;
+  /** The leader-election identity it defaults to (hostname-pid), also in its user agent. */
+  identity: string;
+  /** Its user agent up to the version: `portico-controller/`; the identity follows in parentheses. */
+  exited: Promise<number | null>;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code. */
+  stop(graceMs?: number): Promise<number | null>;
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** Whatever ends this process, no controller outlives it. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const child of live) child.kill('SIGKILL');
+  });
+}
+
+/** Spawns `node dist/src/cli.js controller <flags>`; its output goes to `logPath` (never parsed). */
+export function spawnController(root: string, flags: readonly string[], logPath: string): ControllerProcess {
+  return spawnNode(root, [join(root, 'dist/src/cli.js'), 'controller', ...flags], logPath, false);
+}
+
+const TERMS_PROCESS = 'dist/bench/terms-process.js';
+
+/**
+ * Spawns support/terms-process.ts (the compiled controller, restarted in-process after each lost
+ * term); stdout is piped for its events. Transpiled to dist/ first, so no loader runs in it.
+ */
+export function spawnTermsProcess(root: string, flags: readonly string[], logPath: string): ControllerProcess {
+  const source = readFileSync(join(root, 'bench/support/terms-process.ts'), 'utf8');
+  const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
+  mkdirSync(join(root, 'dist/bench'), { recursive: true });
+  writeFileSync(join(root, TERMS_PROCESS), outputText);
+  return spawnNode(root, ['--expose-gc', join(root, TERMS_PROCESS), ...flags], logPath, true);
+}
+
+function spawnNode(root: string, args: readonly string[], logPath: string, pipeStdout: boolean): ControllerProcess {
+  installExitHook();
+  const log = openSync(logPath, 'a');
+  const env = { ...process.env };
+  // The identity must default to hostname-pid, as the Deployment's would to the pod name.
+  delete env['POD_NAME'];
+  const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', pipeStdout ? 'pipe' : log, log] });
+  closeSync(log);
+  if (child.pid === undefined) throw new Error('could not spawn the controller');
+  const pid = child.pid;
+  live.add(child);
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => {
+      live.delete(child);
+      resolve(code);
+    });
+  });
+  return {
+    child,
+    pid,
+    identity: `${hostname()}-${String(pid)}`,
+    exited,
+    stop: async (graceMs = 15_000) => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        const code = await exited;
+        clearTimeout(timer);
+        return code;
+      }
+      return exited;
+    },
+  };
+}
+
+/** Bytes from /proc/<pid>/status: current RSS (VmRSS) and its high-water mark (VmHWM). */
+export function procMemory(pid: number): { rssBytes: number; hwmBytes: number } {
+  const text = readFileSync(`/proc/${String(pid)}/status`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(text)?.[1] ?? NaN) * 1024;
+  return { rssBytes: kb('VmRSS'), hwmBytes: kb('VmHWM') };
+}
+
+let clockTicks: number | undefined;
+
+/** User + system CPU seconds of a process so far, from /proc/<pid>/stat (utime, stime). */
+export function procCpuSeconds(pid: number): number {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+  const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8');
+  // The command name may contain spaces: fields are counted after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of stat(5); here indexes 11 and 12.
+  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+}
