@@ -77,6 +77,12 @@ export interface LoadBalancerProvider {
   readonly providerClass: ProviderClass;
   /** What the reconciler must pass in `Backends`, and re-call `updateBackends` on. */
   readonly needs?: { readonly endpointSlices?: boolean };
+  /**
+   * Whether converged Services are re-ensured every `--resync-period` (default true): a cloud
+   * balancer can drift where no watch sees it. A provider whose every input is a watched
+   * object says false, so a resting controller has nothing to wake for.
+   */
+  readonly resync?: boolean;
   /** What the provider cannot do with this Service; empty when it can. Pure, no I/O. */
   validate(service: ReadonlyService): SpecProblem[];
   /** Whether a balancer of ours exists for this Service, and its status (GetLoadBalancer). */

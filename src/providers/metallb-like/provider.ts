@@ -122,6 +122,8 @@ export function clusterReservations(serviceCIDRs: readonly ServiceCIDR[], nodes:
 
 export class L2Provider implements LoadBalancerProvider {
   readonly providerClass = L2_CLASS;
+  // Pools, Services, Nodes and the status it writes are all watched: drift arrives as an event.
+  readonly resync = false;
   private readonly allocator = new Allocator();
   private readonly listeners: ((keys: readonly string[]) => void)[] = [];
   /** Services that could not get an address; retried whenever capacity changes, not on a timer. */

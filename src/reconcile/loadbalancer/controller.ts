@@ -471,7 +471,7 @@ export class LoadBalancerController implements HandlerTarget {
     const backendsKey = this.backendsKey(key, providerClass);
     const specKey = serviceSpecKey(current);
     const now = this.options.clock.now();
-    const resyncPeriodMs = this.options.resyncPeriodMs ?? DEFAULT_RESYNC_PERIOD_MS;
+    const resyncPeriodMs = provider.resync === false ? Infinity : (this.options.resyncPeriodMs ?? DEFAULT_RESYNC_PERIOD_MS);
     const known = this.converged.get(key);
     const ingress = current.status?.loadBalancer?.ingress ?? [];
     const decision = decideConverge({
@@ -487,7 +487,7 @@ export class LoadBalancerController implements HandlerTarget {
       equivalent,
     });
 
-    if (decision.kind === 'skip') return requeueAfter(this.nextResyncMs(decision.inMs));
+    if (decision.kind === 'skip') return this.untilResync(decision.inMs);
     if (decision.kind === 'update-backends' && known) {
       try {
         await this.executor.call(provider, 'updateBackends', () => provider.updateBackends(ctx, current, backends));
@@ -496,7 +496,7 @@ export class LoadBalancerController implements HandlerTarget {
       }
       this.remember(key, { ...known, backendsKey, service: current });
       log.info({ nodes: backends.nodes.length, endpointSlices: backends.endpointSlices.length }, 'updated load balancer backends');
-      return requeueAfter(this.nextResyncMs(known.ensuredAt + resyncPeriodMs - now));
+      return this.untilResync(known.ensuredAt + resyncPeriodMs - now);
     }
 
     const cancelAnnouncement =
@@ -516,13 +516,15 @@ export class LoadBalancerController implements HandlerTarget {
     const after = describeIngress(status.ingress);
     if (ingress.length === 0 || before !== after) this.executor.event(current, 'Normal', 'EnsuredLoadBalancer', `Ensured load balancer: ${after}`);
     this.remember(key, { uid: current.metadata?.uid ?? '', provider: providerClass, specKey, backendsKey, ensuredAt: now, ingress: written.status?.loadBalancer?.ingress ?? [], service: written });
-    return requeueAfter(this.nextResyncMs(resyncPeriodMs));
+    return this.untilResync(resyncPeriodMs);
   }
 
-  private nextResyncMs(baseMs: number): number {
+  /** Look again at the next resync, jittered; with no resync (Infinity), only when an event says so. */
+  private untilResync(baseMs: number): QueueOutcome {
+    if (!Number.isFinite(baseMs)) return done();
     const random = this.options.random ?? Math.random;
     const period = this.options.resyncPeriodMs ?? DEFAULT_RESYNC_PERIOD_MS;
-    return Math.max(1_000, baseMs + (random() * 2 - 1) * RESYNC_JITTER * period);
+    return requeueAfter(Math.max(1_000, baseMs + (random() * 2 - 1) * RESYNC_JITTER * period));
   }
 
   private async failed(service: V1Service, provider: LoadBalancerProvider, error: ProviderError, log: Logger, signal: AbortSignal): Promise<QueueOutcome> {

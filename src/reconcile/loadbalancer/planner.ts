@@ -114,6 +114,7 @@ export interface ConvergeInput {
   /** The ingress the Service shows now. */
   ingress: unknown;
   now: number;
+  /** Infinity when the provider is not resynced. */
   resyncPeriodMs: number;
   /** Re-ensures are spread over ±this fraction of the period. */
   resyncJitter: number;
@@ -125,7 +126,7 @@ export interface ConvergeInput {
 export type ConvergeDecision =
   | { kind: 'ensure'; why: 'new' | 'spec' | 'provider' | 'resync' | 'no-address' | 'status-drift' | 'requested' }
   | { kind: 'update-backends' }
-  /** Nothing to do until the next resync, due in `inMs`. */
+  /** Nothing to do until the next resync, due in `inMs` (Infinity: none is due). */
   | { kind: 'skip'; inMs: number };
 
 /** Whether a Service needs a full ensure, a backends update, or nothing (pure). */

@@ -95,6 +95,19 @@ describe('LoadBalancerController', () => {
     expect(h.provider.calls.length).toBe(calls);
   });
 
+  it('schedules no re-ensure for a provider that is not resynced: a resting controller has no timer per Service', async () => {
+    const provider = Object.assign(new FlakyProvider(TEST_CLOUD, 0, () => new ProviderError('unused', { retryable: true })), { resync: false });
+    const h = await harness({ services: [svc('web', withClass(TEST_CLOUD))], provider });
+    expect((await h.reconcile('web')).kind).toBe('done');
+    const calls = h.provider.calls.length;
+    expect((await h.reconcile('web')).kind).toBe('done');
+    expect(h.provider.calls.length).toBe(calls);
+    // Events still bring it back: a spec change is ensured at once.
+    h.services.set({ ...svc('web', withClass(TEST_CLOUD)), spec: { ...h.service('web')?.spec, ports: [{ port: 8443, protocol: 'TCP' }] } });
+    await h.reconcile('web');
+    expect(h.provider.callsFor('default/web', 'ensure')).toHaveLength(2);
+  });
+
   it('updates backends only (no ensure, no write) when the eligible node set changes', async () => {
     const h = await harness({ services: [svc('web', withClass(TEST_CLOUD))] });
     await h.reconcile('web');

@@ -268,6 +268,7 @@ describe('decideConverge', () => {
     { name: 'resync due (inside the jitter window) -> ensure', input: { ...base, known, now: 50_000 + 540_000 }, want: { kind: 'ensure', why: 'resync' } },
     { name: 'only the backends changed -> update backends', input: { ...base, known, backendsKey: 'n2' }, want: { kind: 'update-backends' } },
     { name: 'nothing changed -> skip until the resync', input: { ...base, known }, want: { kind: 'skip', inMs: 550_000 } },
+    { name: 'provider not resynced -> skip with none due', input: { ...base, known, now: 50_000 + 10_000_000, resyncPeriodMs: Infinity }, want: { kind: 'skip', inMs: Infinity } },
   ] as const)('$name', ({ input, want }) => {
     expect(decideConverge(input)).toEqual(want);
   });
