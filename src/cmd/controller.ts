@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../kube/clock.js';
 import { EventRecorder } from '../kube/events.js';
 import { GuardedClient } from '../kube/guarded-client.js';
@@ -17,6 +17,7 @@ import { serve } from '../kube/http-server.js';
 import { leaderElectionHealthy, LeaderElector } from '../kube/leader-election/elector.js';
 import { restLeaseStore } from '../kube/leader-election/lease-store.js';
 import { createLogger } from '../kube/logger.js';
+import { collectProcessMetrics } from '../kube/metrics.js';
 import { RestClient, type KubeClient } from '../kube/rest.js';
 import { SharedInformers } from '../kube/shared-informers.js';
 import type { LoadBalancerProvider, ProviderClass, ProviderModule } from '../providers/provider.js';
@@ -130,7 +131,7 @@ export async function startController(config: ControllerConfig, signal: AbortSig
   // The identity in the user agent attributes every request in the API server's audit log.
   const client = new RestClient(kc, `${COMPONENT}/${packageVersion()} (${config.identity})`);
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
 
   let synced = false;
   const electorRef: { current: LeaderElector | undefined } = { current: undefined };

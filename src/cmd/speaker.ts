@@ -2,12 +2,13 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseArgs } from 'node:util';
 import type { LevelWithSilent } from 'pino';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { ConfigError, parseDuration, parseListenAddress } from './config.js';
 import { systemClock } from '../kube/clock.js';
 import { EventRecorder } from '../kube/events.js';
 import { serve } from '../kube/http-server.js';
 import { createLogger } from '../kube/logger.js';
+import { collectProcessMetrics } from '../kube/metrics.js';
 import { RestClient } from '../kube/rest.js';
 import { SharedInformers } from '../kube/shared-informers.js';
 import { discoverInterfaces, PacketSockets } from '../providers/metallb-like/speaker/frame-socket.js';
@@ -114,7 +115,7 @@ export async function runSpeaker(args: string[]): Promise<number> {
   else kubeConfig.loadFromCluster();
   const client = new RestClient(kubeConfig, `portico-speaker/${config.node}`);
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
   const informers = new SharedInformers(client, {
     clock: systemClock,
     logger,
