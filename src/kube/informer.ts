@@ -49,11 +49,32 @@ export interface InformerOptions<T extends KubeObject = KubeObject> {
   transform?: (object: T) => T;
 }
 
-/** The default transform: managedFields are often the largest part of an object and nobody here reads them. */
-export function dropManagedFields<T extends KubeObject>(object: T): T {
-  const metadata = object.metadata as { managedFields?: unknown } | undefined;
+export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * What no consumer here reads of any object: managedFields and kubectl's last-applied copy of
+ * the whole object are often most of a Service. Mutates and returns `object`, which must be
+ * freshly parsed (the informer's, or a write's response).
+ */
+export function dropUnreadMetadata<T extends KubeObject>(object: T): T {
+  const metadata = object.metadata as { managedFields?: unknown; annotations?: Record<string, string> } | undefined;
   if (metadata?.managedFields !== undefined) delete metadata.managedFields;
+  if (metadata?.annotations?.[LAST_APPLIED_ANNOTATION] !== undefined) delete metadata.annotations[LAST_APPLIED_ANNOTATION];
   return object;
+}
+
+/** Node status nobody here reads (addresses and conditions are read); `images` alone is often most of a Node. */
+const UNREAD_NODE_STATUS = ['images', 'nodeInfo', 'capacity', 'allocatable', 'volumesInUse', 'volumesAttached', 'daemonEndpoints', 'config', 'features', 'runtimeHandlers'] as const;
+
+function dropUnreadNodeStatus<T extends KubeObject>(node: T): T {
+  const status = (node as { status?: Record<string, unknown> }).status;
+  if (status) for (const field of UNREAD_NODE_STATUS) if (status[field] !== undefined) delete status[field];
+  return dropUnreadMetadata(node);
+}
+
+/** The cache transform an informer of `path` applies when given none (client-go's TransformFunc). */
+export function defaultTransform<T extends KubeObject>(path: string): (object: T) => T {
+  return path === '/api/v1/nodes' ? dropUnreadNodeStatus : dropUnreadMetadata;
 }
 
 /** Watches are recycled by the server within 5-10 minutes (jittered, as client-go does). */
@@ -87,6 +108,7 @@ export class Informer<T extends KubeObject> implements Cache<T> {
   private readonly syncWaiters: (() => void)[] = [];
   private resourceVersion = '';
   private readonly clock: Clock;
+  private readonly transform: (object: T) => T;
   /** Counts relists and watch restarts, for tests and metrics. */
   readonly stats = { lists: 0, watches: 0, errors: 0, stalls: 0, events: 0 };
 
@@ -95,6 +117,7 @@ export class Informer<T extends KubeObject> implements Cache<T> {
     private readonly options: InformerOptions<T>,
   ) {
     this.clock = options.clock ?? systemClock;
+    this.transform = options.transform ?? defaultTransform(options.path);
   }
 
   on(handlers: InformerHandlers<T>): void {
@@ -197,8 +220,7 @@ export class Informer<T extends KubeObject> implements Cache<T> {
         }
         throw error;
       }
-      const transform = this.options.transform ?? dropManagedFields;
-      for (const item of page.items ?? []) items.push(transform(item));
+      for (const item of page.items ?? []) items.push(this.transform(item));
       continueToken = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
     } while (continueToken);
@@ -299,7 +321,7 @@ export class Informer<T extends KubeObject> implements Cache<T> {
     switch (event.type) {
       case 'ADDED':
       case 'MODIFIED':
-        this.upsert(objectKey(event.object), (this.options.transform ?? dropManagedFields)(event.object));
+        this.upsert(objectKey(event.object), this.transform(event.object));
         break;
       case 'DELETED': {
         const key = objectKey(event.object);

@@ -19,6 +19,12 @@ export class SilentWatchClient implements KubeClient {
     const listener = onEvent as (event: WatchEvent<unknown>) => void;
     this.listeners.push(listener);
     return new Promise((resolve) => {
+      // As a real client: a watch started on an aborted signal ends at once.
+      if (signal.aborted) {
+        this.listeners = this.listeners.filter((l) => l !== listener);
+        resolve();
+        return;
+      }
       signal.addEventListener('abort', () => {
         this.listeners = this.listeners.filter((l) => l !== listener);
         resolve();

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Informer } from '../../src/kube/informer.js';
 import { FakeClock } from '../fakes/clock.js';
 import { SilentWatchClient } from '../fakes/kube-client.js';
@@ -36,6 +36,52 @@ describe('informer watchdog', () => {
     }
     expect(informer.stats.stalls).toBe(0);
     expect(informer.stats.watches).toBe(1);
+    abort.abort();
+    await running;
+  });
+});
+
+describe('informer cache transform', () => {
+  const lastApplied = 'kubectl.kubernetes.io/last-applied-configuration';
+
+  it('caches Services without managedFields or kubectl\'s last-applied copy, keeping every other annotation', async () => {
+    const client = new SilentWatchClient();
+    client.items = [
+      {
+        metadata: { name: 'web', namespace: 'a', resourceVersion: '1', managedFields: [{ manager: 'kubectl' }], annotations: { [lastApplied]: '{"big":"copy"}', 'portico.dev/address-pool': 'blue' } },
+        spec: { type: 'LoadBalancer' },
+      },
+    ];
+    const informer = new Informer(client, { path: '/api/v1/services', clock: new FakeClock() });
+    const abort = new AbortController();
+    const running = informer.run(abort.signal);
+    await informer.waitForSync();
+    expect(informer.get('a/web')).toEqual({ metadata: { name: 'web', namespace: 'a', resourceVersion: '1', annotations: { 'portico.dev/address-pool': 'blue' } }, spec: { type: 'LoadBalancer' } });
+    abort.abort();
+    await running;
+  });
+
+  it('caches Nodes with their addresses, conditions and labels but not their image list or capacity', async () => {
+    const client = new SilentWatchClient();
+    const informer = new Informer(client, { path: '/api/v1/nodes', clock: new FakeClock() });
+    const abort = new AbortController();
+    const running = informer.run(abort.signal);
+    await informer.waitForSync();
+    await vi.waitFor(() => expect(client.calls).toContain('WATCH /api/v1/nodes rv=10'));
+    const node = {
+      metadata: { name: 'n1', resourceVersion: '2', labels: { zone: 'z1' } },
+      spec: { providerID: 'aws:///z1/i-1' },
+      status: {
+        addresses: [{ type: 'InternalIP', address: '192.0.2.10' }],
+        conditions: [{ type: 'Ready', status: 'True' }],
+        images: [{ names: ['registry.example/app:1'], sizeBytes: 1 }],
+        nodeInfo: { kubeletVersion: 'v1.37.2' },
+        capacity: { cpu: '2' },
+        allocatable: { cpu: '2' },
+      },
+    };
+    client.push({ type: 'ADDED', object: node });
+    expect(informer.get('n1')).toEqual({ metadata: node.metadata, spec: node.spec, status: { addresses: node.status.addresses, conditions: node.status.conditions } });
     abort.abort();
     await running;
   });

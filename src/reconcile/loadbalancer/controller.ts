@@ -10,7 +10,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Clock } from '../../kube/clock.js';
 import type { EventSink } from '../../kube/events.js';
 import { WriteExpectations } from '../../kube/expectations.js';
-import { objectKey, type Cache } from '../../kube/informer.js';
+import { dropUnreadMetadata, objectKey, type Cache } from '../../kube/informer.js';
 import { metric } from '../../kube/metrics.js';
 import { equivalent } from '../../kube/patch.js';
 import { isKubeError, type KubeClient } from '../../kube/rest.js';
@@ -515,7 +515,7 @@ export class LoadBalancerController implements HandlerTarget {
     const { object: written } = await this.executor.writeStatus(current, { kind: 'ensured', status }, signal);
     const after = describeIngress(status.ingress);
     if (ingress.length === 0 || before !== after) this.executor.event(current, 'Normal', 'EnsuredLoadBalancer', `Ensured load balancer: ${after}`);
-    this.remember(key, { uid: current.metadata?.uid ?? '', provider: providerClass, specKey, backendsKey, ensuredAt: now, ingress: written.status?.loadBalancer?.ingress ?? [], service: written });
+    this.remember(key, { uid: current.metadata?.uid ?? '', provider: providerClass, specKey, backendsKey, ensuredAt: now, ingress: written.status?.loadBalancer?.ingress ?? [], service: dropUnreadMetadata(written) });
     return this.untilResync(resyncPeriodMs);
   }
 
