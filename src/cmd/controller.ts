@@ -17,7 +17,7 @@ import { serve } from '../kube/http-server.js';
 import { leaderElectionHealthy, LeaderElector } from '../kube/leader-election/elector.js';
 import { restLeaseStore } from '../kube/leader-election/lease-store.js';
 import { createLogger } from '../kube/logger.js';
-import { collectProcessMetrics } from '../kube/metrics.js';
+import { withProcessMetrics } from '../kube/metrics.js';
 import { RestClient, type KubeClient } from '../kube/rest.js';
 import { SharedInformers } from '../kube/shared-informers.js';
 import type { LoadBalancerProvider, ProviderClass, ProviderModule } from '../providers/provider.js';
@@ -131,7 +131,7 @@ export async function startController(config: ControllerConfig, signal: AbortSig
   // The identity in the user agent attributes every request in the API server's audit log.
   const client = new RestClient(kc, `${COMPONENT}/${packageVersion()} (${config.identity})`);
   const registry = new Registry();
-  collectProcessMetrics(registry);
+  const served = withProcessMetrics(registry);
 
   let synced = false;
   const electorRef: { current: LeaderElector | undefined } = { current: undefined };
@@ -152,13 +152,15 @@ export async function startController(config: ControllerConfig, signal: AbortSig
     }
   };
   if (metricsAddress && healthAddress && metricsAddress.port === healthAddress.port) {
-    await listen('--metrics-addr', config.metricsAddr, { ...healthAddress, health, ready, registry });
+    await listen('--metrics-addr', config.metricsAddr, { ...healthAddress, health, ready, registry: served });
   } else {
-    if (metricsAddress) await listen('--metrics-addr', config.metricsAddr, { ...metricsAddress, registry });
+    if (metricsAddress) await listen('--metrics-addr', config.metricsAddr, { ...metricsAddress, registry: served });
     if (healthAddress) await listen('--health-addr', config.healthAddr, { ...healthAddress, health, ready });
   }
-  const closeServers = (): void => {
+  // Once stopped, nothing of this start stays open (a process may start the controller again).
+  const closeAll = (): void => {
     for (const server of servers) server.close();
+    client.close();
   };
 
   const onSynced = (): void => {
@@ -175,7 +177,7 @@ export async function startController(config: ControllerConfig, signal: AbortSig
         throw error;
       },
     );
-    return { done: done.finally(closeServers), registry, servers };
+    return { done: done.finally(closeAll), registry, servers };
   }
 
   let term: AbortController | undefined;
@@ -224,5 +226,5 @@ export async function startController(config: ControllerConfig, signal: AbortSig
     await termDone;
     return outcome;
   });
-  return { done: done.finally(closeServers), registry, servers };
+  return { done: done.finally(closeAll), registry, servers };
 }

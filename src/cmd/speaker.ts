@@ -8,7 +8,7 @@ import { systemClock } from '../kube/clock.js';
 import { EventRecorder } from '../kube/events.js';
 import { serve } from '../kube/http-server.js';
 import { createLogger } from '../kube/logger.js';
-import { collectProcessMetrics } from '../kube/metrics.js';
+import { withProcessMetrics } from '../kube/metrics.js';
 import { RestClient } from '../kube/rest.js';
 import { SharedInformers } from '../kube/shared-informers.js';
 import { discoverInterfaces, PacketSockets } from '../providers/metallb-like/speaker/frame-socket.js';
@@ -115,7 +115,6 @@ export async function runSpeaker(args: string[]): Promise<number> {
   else kubeConfig.loadFromCluster();
   const client = new RestClient(kubeConfig, `portico-speaker/${config.node}`);
   const registry = new Registry();
-  collectProcessMetrics(registry);
   const informers = new SharedInformers(client, {
     clock: systemClock,
     logger,
@@ -137,7 +136,7 @@ export async function runSpeaker(args: string[]): Promise<number> {
   }
   const listen = parseListenAddress(config.metricsAddr);
   const server = listen
-    ? await serve({ ...listen, registry, health: { running: () => true }, ready: { lease: () => speaker.healthy } })
+    ? await serve({ ...listen, registry: withProcessMetrics(registry), health: { running: () => true }, ready: { lease: () => speaker.healthy } })
     : undefined;
   informers.start(shutdown.signal);
   logger.info({ namespace: config.namespace, probePort: config.probePort }, 'speaker starting');

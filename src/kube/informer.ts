@@ -59,7 +59,7 @@ export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-confi
 export function dropUnreadMetadata<T extends KubeObject>(object: T): T {
   const metadata = object.metadata as { managedFields?: unknown; annotations?: Record<string, string> } | undefined;
   if (metadata?.managedFields !== undefined) delete metadata.managedFields;
-  if (metadata?.annotations?.[LAST_APPLIED_ANNOTATION] !== undefined) delete metadata.annotations[LAST_APPLIED_ANNOTATION];
+  if (metadata?.annotations?.[LAST_APPLIED_ANNOTATION] !== undefined) Reflect.deleteProperty(metadata.annotations, LAST_APPLIED_ANNOTATION);
   return object;
 }
 
@@ -68,7 +68,7 @@ const UNREAD_NODE_STATUS = ['images', 'nodeInfo', 'capacity', 'allocatable', 'vo
 
 function dropUnreadNodeStatus<T extends KubeObject>(node: T): T {
   const status = (node as { status?: Record<string, unknown> }).status;
-  if (status) for (const field of UNREAD_NODE_STATUS) if (status[field] !== undefined) delete status[field];
+  if (status) for (const field of UNREAD_NODE_STATUS) Reflect.deleteProperty(status, field);
   return dropUnreadMetadata(node);
 }
 

@@ -1,5 +1,5 @@
 /** Prometheus helpers: each metric exists once per registry and is shared by all its users. */
-import { collectDefaultMetrics, type Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 
 /** Returns the metric named `name` in `registry`, creating it on first use. */
 export function metric<T>(registry: Registry, name: string, type: abstract new (...args: never[]) => T, create: () => T): T {
@@ -16,6 +16,22 @@ export function metric<T>(registry: Registry, name: string, type: abstract new (
  */
 export const EVENT_LOOP_SAMPLE_MS = 1_000;
 
-export function collectProcessMetrics(registry: Registry): void {
-  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+let processMetrics: Registry | undefined;
+
+/**
+ * The process's own metrics, collected once per process: prom-client's collectors (a native
+ * histogram with its timer, a GC observer) cannot be stopped, so one per controller start
+ * would pile up in a process that starts it again (tests, benchmarks).
+ */
+export function processRegistry(): Registry {
+  if (processMetrics === undefined) {
+    processMetrics = new Registry();
+    collectDefaultMetrics({ register: processMetrics, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+  }
+  return processMetrics;
+}
+
+/** What /metrics serves: the process's metrics and a component's own. */
+export function withProcessMetrics(registry: Registry): Registry {
+  return Registry.merge([processRegistry(), registry]);
 }

@@ -90,6 +90,15 @@ export class RestClient implements KubeClient {
     private readonly maxSockets = 64,
   ) {}
 
+  /**
+   * Closes the pool's keep-alive sockets (they would stay open until the server's idle
+   * timeout); a request after this opens new ones. For processes that build clients again.
+   */
+  close(): void {
+    this.connection?.agent?.destroy();
+    this.connection = undefined;
+  }
+
   private async connect(): Promise<Connection> {
     if (this.connection && this.connection.expires > Date.now()) return this.connection;
     const cluster = this.kubeConfig.getCurrentCluster();

@@ -6,7 +6,7 @@ import type { KubeClient, RequestParams, WatchEvent } from '../../src/kube/rest.
  */
 export class SilentWatchClient implements KubeClient {
   readonly calls: string[] = [];
-  items: { metadata: { name: string; resourceVersion: string } }[] = [];
+  items: object[] = [];
   private listeners: ((event: WatchEvent<unknown>) => void)[] = [];
 
   request<T>(method: string, path: string, _params?: RequestParams): Promise<T> {
