@@ -457,7 +457,7 @@ describe('address pool edits', () => {
       return r.includes('IPReleased') && r.filter((x) => x === 'EnsuredLoadBalancer').length >= 2 ? r : undefined;
     }, 'IPReleased and a second EnsuredLoadBalancer');
     expect(reasons).toContain('IPReleased');
-    expect((await eventsFor('rehome')).find((e) => e.reason === 'EnsuredLoadBalancer' && e.message?.includes('198.51.100.10') === true)?.message).toBe(`Ensured load balancer: 198.51.100.10 (assigned from pool ${name})`);
+    expect((await eventsFor('rehome')).find((e) => e.reason === 'EnsuredLoadBalancer' && e.message.includes('198.51.100.10'))?.message).toBe(`Ensured load balancer: 198.51.100.10 (assigned from pool ${name})`);
     await deleteService('rehome');
   });
 
