@@ -133,7 +133,7 @@ export async function runDemo(args: string[]): Promise<void> {
     await waitFor(async () => {
       const list = await client.request<{ items: EventItem[] }>('GET', '/api/v1/namespaces/default/events');
       events = list.items.filter((item) => item.involvedObject.name === 'nginx-lb');
-      return events.some((e) => e.reason === 'EnsuredLoadBalancer') && (awsDemo !== undefined || events.some((e) => e.reason === 'IPAllocated')) ? true : undefined;
+      return events.some((e) => e.reason === 'EnsuredLoadBalancer') ? true : undefined;
     }, 'the Events of nginx-lb', 10_000).catch(() => undefined);
     say('');
     say('Events for nginx-lb:');

@@ -18,7 +18,7 @@ describe('portico demo', () => {
     const row = output.split('\n').find((line) => line.startsWith('nginx-lb '));
     expect(row, output).toMatch(/LoadBalancer\s+\S+\s+203\.0\.113\.\d+\s+80:\d+\/TCP\s+\d+s\s+Provisioned/);
     for (const name of ['nginx-service1', 'nginx-np', 'db', 'api-partner']) expect(output).toMatch(new RegExp(`^${name} `, 'm'));
-    expect(output).toContain('IPAllocated');
+    expect(output).toMatch(/EnsuredLoadBalancer\s+Ensured load balancer: 203\.0\.113\.\d+ \(assigned from pool default\)/);
     const dir = /\[demo\] kubeconfig: (\S+)\/kubeconfig/.exec(output)?.[1];
     expect(output).not.toContain('export KUBECONFIG=');
     expect(dir).toBeDefined();

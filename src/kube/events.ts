@@ -1,9 +1,17 @@
 /**
  * Kubernetes Events, recorded off the reconcile path (like client-go's broadcaster): `record`
- * never blocks or throws. One writer, paced by a token bucket, so a burst of Services is not
- * slowed down by its own Events; repeats waiting in the queue are folded into one write. Repeats of the same (object, type, reason, message) within the
- * aggregation window bump `count` and `lastTimestamp` on the existing Event instead of
- * creating a new one, so a failing Service does not flood `kubectl describe`.
+ * never blocks or throws. Like client-go's EventCorrelator, three things keep Events from
+ * flooding the API server and `kubectl describe`:
+ *
+ * - a per-object spam filter (client-go's EventSourceObjectSpamFilter): each involved object
+ *   may cause 25 writes at once, then one per 5 minutes; the rest are dropped and counted;
+ * - aggregation: repeats of the same (object, type, reason, message) still waiting are folded
+ *   into that write, and repeats within 10 minutes of a write bump `count` and `lastTimestamp`
+ *   on the existing Event instead of creating a new one;
+ * - a global token bucket, high enough that a burst of 1000 Services' Events is written within
+ *   seconds, low enough that many objects at once cannot crowd out real work.
+ *
+ * One writer sends them; nothing runs (no timer) while nothing waits.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -30,8 +38,53 @@ export interface EventSink {
 
 /** Same window as client-go's EventAggregator. */
 export const AGGREGATION_WINDOW_MS = 10 * 60_000;
+/** client-go's spam filter defaults (defaultSpamBurst, defaultSpamQPS = 1/300). */
+export const DEFAULT_OBJECT_BURST = 25;
+export const DEFAULT_OBJECT_REFILL_MS = 5 * 60_000;
+/** Objects (spam filter) and Events (aggregation) remembered at once, like client-go's LRU caches. */
+export const MAX_TRACKED = 4_096;
 const MAX_PENDING = 10_000;
-const MAX_TRACKED = 4_096;
+
+/** Why an Event was not written: the `cause` label of `portico_events_dropped_total`. */
+export type DropCause = 'rateLimited' | 'queueFull' | 'writeFailed' | 'stopped';
+
+/**
+ * client-go's per-object spam filter: a token bucket per object that does not go into debt (an
+ * Event over the limit is dropped, not delayed). The oldest-touched object is forgotten when
+ * `maxObjects` are tracked, so memory stays bounded however many objects come and go; a
+ * forgotten object starts again with a full bucket, as it would after a quiet spell.
+ */
+export class ObjectSpamFilter {
+  /** Insertion order is recency: a touched object moves to the end. */
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    private readonly burst = DEFAULT_OBJECT_BURST,
+    private readonly refillMs = DEFAULT_OBJECT_REFILL_MS,
+    private readonly maxObjects = MAX_TRACKED,
+  ) {
+    if (!(burst >= 1) || !(refillMs > 0) || !(maxObjects >= 1)) throw new RangeError(`invalid spam filter: burst ${burst}, refillMs ${refillMs}, maxObjects ${maxObjects}`);
+  }
+
+  /** Takes a token for `key` at `now` (ms); false when its bucket is empty. */
+  allow(key: string, now: number): boolean {
+    const bucket = this.buckets.get(key);
+    const tokens = bucket ? Math.min(this.burst, bucket.tokens + Math.max(0, now - bucket.at) / this.refillMs) : this.burst;
+    this.buckets.delete(key);
+    const allowed = tokens >= 1;
+    this.buckets.set(key, { tokens: allowed ? tokens - 1 : tokens, at: now });
+    if (this.buckets.size > this.maxObjects) {
+      const oldest = this.buckets.keys().next().value;
+      if (oldest !== undefined) this.buckets.delete(oldest);
+    }
+    return allowed;
+  }
+
+  /** Objects currently tracked. */
+  get size(): number {
+    return this.buckets.size;
+  }
+}
 
 interface Tracked {
   name: string;
@@ -51,21 +104,33 @@ interface Pending {
   count: number;
 }
 
+function objectKey(object: ObjectReference): string {
+  return object.uid ?? `${object.apiVersion}/${object.kind}/${object.namespace ?? ''}/${object.name}`;
+}
+
 function eventKey(event: Omit<Pending, 'count' | 'at'>): string {
-  return [event.object.uid ?? `${event.object.namespace ?? ''}/${event.object.name}`, event.type, event.reason, event.message].join('\u0000');
+  return [objectKey(event.object), event.type, event.reason, event.message].join('\u0000');
 }
 
 export interface EventRecorderOptions {
   clock?: Clock;
   logger?: Logger;
   registry?: Registry;
-  /** Event writes per second once the burst is spent; Events must not crowd out real work. */
+  /** Event writes per second once the burst is spent, over all objects. */
   qps?: number;
   burst?: number;
+  /** Event writes per object at once, then one per `objectRefillMs`. */
+  objectBurst?: number;
+  objectRefillMs?: number;
 }
 
-export const DEFAULT_EVENT_QPS = 10;
-export const DEFAULT_EVENT_BURST = 50;
+/**
+ * Over all objects. A burst of 1000 new Services costs 1000 Events; at this rate they are
+ * written within a few seconds of their Services, by one writer, which on a local API server
+ * manages several hundred writes a second.
+ */
+export const DEFAULT_EVENT_QPS = 200;
+export const DEFAULT_EVENT_BURST = 500;
 /** How long shutdown waits for unwritten Events. */
 const FLUSH_DEADLINE_MS = 5_000;
 
@@ -76,8 +141,9 @@ export class EventRecorder implements EventSink {
   private draining = false;
   private closed = false;
   private readonly idleWaiters: (() => void)[] = [];
-  private readonly dropped: Counter | undefined;
+  private readonly dropped: Counter<'cause'> | undefined;
   private readonly bucket: TokenBucket;
+  private readonly spam: ObjectSpamFilter;
 
   constructor(
     private readonly client: KubeClient,
@@ -86,33 +152,44 @@ export class EventRecorder implements EventSink {
   ) {
     const registry = options.registry;
     this.dropped = registry
-      ? metric(registry, 'portico_events_dropped_total', Counter, () => new Counter({ name: 'portico_events_dropped_total', help: 'Events not written because the queue was full, the write failed or leadership ended', registers: [registry] }))
+      ? metric(registry, 'portico_events_dropped_total', Counter<'cause'>, () => new Counter({ name: 'portico_events_dropped_total', help: 'Events not written, by cause: rateLimited (per-object spam filter), queueFull, writeFailed, stopped (leadership ended)', labelNames: ['cause'], registers: [registry] }))
       : undefined;
     this.bucket = new TokenBucket(options.qps ?? DEFAULT_EVENT_QPS, options.burst ?? DEFAULT_EVENT_BURST);
+    this.spam = new ObjectSpamFilter(options.objectBurst ?? DEFAULT_OBJECT_BURST, options.objectRefillMs ?? DEFAULT_OBJECT_REFILL_MS);
   }
 
   private get clock(): Clock {
     return this.options.clock ?? systemClock;
   }
 
+  private drop(cause: DropCause, count = 1): void {
+    if (count > 0) this.dropped?.inc({ cause }, count);
+  }
+
   record(object: ObjectReference, type: EventType, reason: string, message: string): void {
     if (this.closed) {
-      this.dropped?.inc();
+      this.drop('stopped');
       return;
     }
     const event = { object, type, reason, message: message.slice(0, 1024) };
     const key = eventKey(event);
+    const now = this.clock.now();
     const waiting = this.pending.get(key);
     if (waiting) {
+      // Folded into a write already paid for: no token.
       waiting.count++;
-      waiting.at = this.clock.now();
+      waiting.at = now;
       return;
     }
     if (this.pending.size >= MAX_PENDING) {
-      this.dropped?.inc();
+      this.drop('queueFull');
       return;
     }
-    this.pending.set(key, { ...event, at: this.clock.now(), count: 1 });
+    if (!this.spam.allow(objectKey(object), now)) {
+      this.drop('rateLimited');
+      return;
+    }
+    this.pending.set(key, { ...event, at: now, count: 1 });
     void this.drain();
   }
 
@@ -131,19 +208,17 @@ export class EventRecorder implements EventSink {
    */
   async close(deadlineMs = FLUSH_DEADLINE_MS): Promise<void> {
     await this.flush(deadlineMs);
-    this.closed = true;
-    this.dropped?.inc(this.pending.size);
-    this.pending.clear();
+    this.discard();
   }
 
   /** Stops at once and drops what waits: leadership ended, so nothing more may be written. */
   discard(): void {
     this.closed = true;
-    this.dropped?.inc(this.pending.size);
+    this.drop('stopped', this.pending.size);
     this.pending.clear();
   }
 
-  /** One writer, paced by the token bucket: at most one Event write is in flight. */
+  /** One writer, paced by the global token bucket: at most one Event write is in flight. */
   private async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
@@ -209,7 +284,7 @@ export class EventRecorder implements EventSink {
         this.options.logger?.debug({ reason: event.reason, object: `${namespace}/${event.object.name}` }, 'Event not written: its namespace is being deleted');
         return;
       }
-      this.dropped?.inc();
+      this.drop('writeFailed');
       this.options.logger?.warn({ reason: event.reason, object: `${namespace}/${event.object.name}`, error: error instanceof Error ? error.message : String(error) }, 'could not write Event');
     }
   }

@@ -47,7 +47,14 @@ export interface LoadBalancerStatus {
 
 export type { SpecProblem };
 
-/** Events about the Service being reconciled (the reference, with its uid, is filled in). */
+/**
+ * Events about the Service being reconciled (the reference, with its uid, is filled in).
+ * Warnings are written at once. Normal Events recorded during `ensure` are held and folded into
+ * the reconciler's one `EnsuredLoadBalancer` ("Ensured load balancer: 192.0.2.7 (assigned from
+ * pool default)"), so write their message as a short lower-case clause that also reads on its
+ * own: if the ensure fails, they are written as they are, before the failure's Warning. In the
+ * other calls every Event is written as it is.
+ */
 export interface ServiceEvents {
   record(type: EventType, reason: string, message: string): void;
 }

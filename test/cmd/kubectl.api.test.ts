@@ -40,7 +40,7 @@ describe.skipIf(!run)('kubectl, as a user runs it', () => {
     await applyManifest(client, { apiVersion: 'portico.dev/v1alpha1', kind: 'AddressPool', metadata: { name: poolName }, spec: { addresses: ['198.51.100.122/32'], allocation: { namespaces: [ns.name] } } });
     const described = await eventually(async () => {
       const out = await k('describe', '-n', ns.name, 'svc/web');
-      return ['IPAllocated', 'EnsuredLoadBalancer', 'IPReleased'].every((r) => out.includes(r)) && out.includes('198.51.100.122') ? out : undefined;
+      return ['EnsuredLoadBalancer', 'IPReleased'].every((r) => out.includes(r)) && out.includes('198.51.100.122 (assigned from pool') ? out : undefined;
     }, 'kubectl describe to show the Events');
     expect(described).toMatch(/Events:[\s\S]*IPReleased/);
 

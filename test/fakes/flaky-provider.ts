@@ -1,3 +1,4 @@
+import type { EventType } from '../../src/kube/events.js';
 import { objectKey } from '../../src/kube/informer.js';
 import {
   defineProvider,
@@ -34,6 +35,8 @@ export class FlakyProvider implements LoadBalancerProvider {
   readonly writes: { key: string; at: number }[] = [];
   private readonly attempts = new Map<string, number>();
   private readonly balancers = new Map<string, LoadBalancerStatus>();
+  /** Events every ensure records through its context before it succeeds or fails, as a cloud provider's would. */
+  readonly eventsOnEnsure: { type: EventType; reason: string; message: string }[] = [];
   /** Resolves the next time an ensure starts, for tests that act mid-call. */
   private ensureStarted: (() => void)[] = [];
 
@@ -80,6 +83,7 @@ export class FlakyProvider implements LoadBalancerProvider {
       });
     }
     this.calls.push({ method: 'ensure', key, nodes: backends.nodes.map((n) => n.metadata?.name ?? ''), abortedAtEnd: ctx.signal.aborted });
+    for (const event of this.eventsOnEnsure) ctx.events.record(event.type, event.reason, event.message);
     const attempt = (this.attempts.get(key) ?? 0) + 1;
     this.attempts.set(key, attempt);
     if (attempt <= this.failures) throw this.error();

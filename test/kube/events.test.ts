@@ -1,15 +1,65 @@
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { EventRecorder } from '../../src/kube/events.js';
+import { DEFAULT_OBJECT_BURST, DEFAULT_OBJECT_REFILL_MS, EventRecorder, ObjectSpamFilter } from '../../src/kube/events.js';
 import { FakeClock, flushMicrotasks } from '../fakes/clock.js';
 import { RecordingClient } from '../fakes/recording-client.js';
 
 const web = { apiVersion: 'v1', kind: 'Service', namespace: 'shop', name: 'web', uid: 'u1' };
+const api = { apiVersion: 'v1', kind: 'Service', namespace: 'shop', name: 'api', uid: 'u2' };
 
-function setup(qps = 1, burst = 2): { clock: FakeClock; client: RecordingClient; recorder: EventRecorder } {
+function setup(qps = 1, burst = 2): { clock: FakeClock; client: RecordingClient; recorder: EventRecorder; registry: Registry } {
   const clock = new FakeClock();
   const client = new RecordingClient();
-  return { clock, client, recorder: new EventRecorder(client, 'portico-test', { clock, qps, burst }) };
+  const registry = new Registry();
+  return { clock, client, registry, recorder: new EventRecorder(client, 'portico-test', { clock, qps, burst, registry }) };
 }
+
+async function dropped(registry: Registry): Promise<Record<string, number>> {
+  const values = (await registry.getSingleMetric('portico_events_dropped_total')?.get())?.values ?? [];
+  return Object.fromEntries(values.map((v) => [String(v.labels.cause), v.value]));
+}
+
+function written(client: RecordingClient): string[] {
+  return client.requests.map((r) => {
+    const body = r.body as { involvedObject?: { name: string }; reason?: string; count?: number };
+    return r.method === 'POST' ? `${body.involvedObject?.name ?? ''} ${body.reason ?? ''}` : `PATCH count=${String(body.count)}`;
+  });
+}
+
+describe('ObjectSpamFilter', () => {
+  const MIN = 60_000;
+  // Each row: what one object asks for, in order, at the given times (ms); `allowed` counts the yeses.
+  it.each([
+    { name: 'a burst of 25 passes, the 26th is dropped', asks: [{ at: 0, n: 26 }], allowed: 25 },
+    { name: 'one token comes back every 5 minutes', asks: [{ at: 0, n: 30 }, { at: 5 * MIN - 1, n: 1 }, { at: 5 * MIN, n: 2 }], allowed: 26 },
+    { name: 'an hour refills 12 tokens', asks: [{ at: 0, n: 25 }, { at: 60 * MIN, n: 30 }], allowed: 37 },
+    { name: 'a quiet day refills the bucket, but not beyond the burst', asks: [{ at: 0, n: 25 }, { at: 24 * 60 * MIN, n: 30 }], allowed: 50 },
+    { name: 'slow enough, nothing is dropped', asks: Array.from({ length: 40 }, (_, i) => ({ at: i * 5 * MIN, n: 1 })), allowed: 40 },
+  ])('$name', ({ asks, allowed }) => {
+    const filter = new ObjectSpamFilter();
+    let yes = 0;
+    for (const ask of asks) for (let i = 0; i < ask.n; i++) if (filter.allow('u1', ask.at)) yes++;
+    expect(yes).toBe(allowed);
+  });
+
+  it('leaves other objects unaffected', () => {
+    const filter = new ObjectSpamFilter();
+    for (let i = 0; i < 100; i++) filter.allow('noisy', 0);
+    expect(filter.allow('noisy', 0)).toBe(false);
+    expect(Array.from({ length: DEFAULT_OBJECT_BURST }, () => filter.allow('quiet', 0)).every(Boolean)).toBe(true);
+  });
+
+  it('forgets the least recently seen object when full, so memory does not grow with churn', () => {
+    const filter = new ObjectSpamFilter(2, DEFAULT_OBJECT_REFILL_MS, 3);
+    for (const key of ['a', 'a', 'b', 'c']) filter.allow(key, 0);
+    expect(filter.allow('a', 0)).toBe(false);
+    filter.allow('d', 0); // b is the oldest now
+    for (let i = 0; i < 10_000; i++) filter.allow(`churn-${String(i)}`, 0);
+    expect(filter.size).toBe(3);
+    // A forgotten object starts again with a full bucket, as after a quiet spell.
+    expect(filter.allow('a', 0)).toBe(true);
+  });
+});
 
 describe('EventRecorder', () => {
   it('creates an Event with the involved object, reason and source', async () => {
@@ -54,5 +104,42 @@ describe('EventRecorder', () => {
     recorder.record(web, 'Normal', 'E', 'E');
     await clock.advance(10_000);
     expect(client.requests).toHaveLength(written);
+  });
+
+  it('drops an object\'s Events beyond its burst, counted, while other objects still get theirs', async () => {
+    const { clock, client, recorder, registry } = setup(Infinity, 1);
+    for (let i = 0; i < DEFAULT_OBJECT_BURST + 5; i++) recorder.record(web, 'Warning', 'SyncLoadBalancerFailed', `attempt ${String(i)}`);
+    recorder.record(api, 'Normal', 'EnsuredLoadBalancer', 'Ensured load balancer: 192.0.2.7');
+    await clock.advance(1_000);
+    expect(written(client).filter((w) => w.startsWith('web '))).toHaveLength(DEFAULT_OBJECT_BURST);
+    expect(written(client)).toContain('api EnsuredLoadBalancer');
+    expect(await dropped(registry)).toEqual({ rateLimited: 5 });
+    // Five minutes later the object may speak once more.
+    await clock.advance(DEFAULT_OBJECT_REFILL_MS);
+    recorder.record(web, 'Warning', 'SyncLoadBalancerFailed', 'later');
+    recorder.record(web, 'Warning', 'SyncLoadBalancerFailed', 'later still');
+    await clock.advance(1_000);
+    expect(written(client).filter((w) => w.startsWith('web '))).toHaveLength(DEFAULT_OBJECT_BURST + 1);
+    expect(await dropped(registry)).toEqual({ rateLimited: 6 });
+  });
+
+  it('charges repeats folded into a waiting Event nothing: a failing loop costs one token per write', async () => {
+    const { clock, client, recorder, registry } = setup(1, 1);
+    recorder.record(api, 'Normal', 'Busy', 'first'); // takes the global token, so the next write waits
+    for (let i = 0; i < 100; i++) recorder.record(web, 'Warning', 'AllocationFailed', 'pool exhausted');
+    await clock.advance(5_000);
+    expect(written(client)).toEqual(['api Busy', 'web AllocationFailed']);
+    expect(client.requests[1]?.body).toMatchObject({ count: 100 });
+    expect(await dropped(registry)).toEqual({});
+  });
+
+  it('writes 1000 Services\' Events within a few seconds by default, and leaves no timer behind', async () => {
+    const clock = new FakeClock();
+    const client = new RecordingClient();
+    const recorder = new EventRecorder(client, 'portico-test', { clock });
+    for (let i = 0; i < 1000; i++) recorder.record({ ...web, name: `s${String(i)}`, uid: `u${String(i)}` }, 'Normal', 'EnsuredLoadBalancer', 'Ensured load balancer: 192.0.2.7');
+    await clock.advance(5_000);
+    expect(client.requests).toHaveLength(1000);
+    expect(clock.pendingTimers).toBe(0);
   });
 });

@@ -316,7 +316,7 @@ export class AliyunSlbProvider implements LoadBalancerProvider {
         tags: { ...desired.additionalTags, ...tags },
       };
       const created = await slb.createLoadBalancer({ clientToken: clientToken(this.deps.clusterName, desired.uid || desired.serviceKey, params), ...params }, ctx.signal);
-      ctx.events.record('Normal', 'CreatedCLB', `Created CLB ${created.id}`);
+      ctx.events.record('Normal', 'CreatedCLB', `created CLB ${created.id}`);
       // Everything else about it is read by the DescribeLoadBalancerAttribute that follows.
       return { id: created.id, name: desired.name, status: 'active', address: created.address, addressType: desired.addressType, vswitchId: desired.vswitchId ?? '', spec: desired.spec ?? '', chargeType: desired.chargeType ?? '', bandwidth: desired.bandwidth ?? 0, tags: { ...desired.additionalTags, ...tags } };
     } catch (error) {
@@ -475,7 +475,7 @@ export class AliyunSlbProvider implements LoadBalancerProvider {
             break;
           case 'delete-load-balancer':
             await ignoreNotFound(slb.deleteLoadBalancer(lbId, signal));
-            ctx.events.record('Normal', 'DeletedCLB', `Deleted CLB ${lbId}`);
+            ctx.events.record('Normal', 'DeletedCLB', `deleted CLB ${lbId}`);
             break;
         }
       } catch (error) {

@@ -353,7 +353,7 @@ export class AwsNlbProvider implements LoadBalancerProvider {
         const lb = made.securityGroupIds.length > 0 ? made : { ...made, securityGroupIds: groupIds };
         current = { lb, tags: desired.tags };
         ctx.logger.info({ loadBalancer: lb.arn }, 'created NLB');
-        ctx.events.record('Normal', 'CreatedLoadBalancer', `Created NLB ${lb.name}`);
+        ctx.events.record('Normal', 'CreatedLoadBalancer', `created NLB ${lb.name}`);
       }
       this.inventory.put(desired.serviceKey, current);
     }
@@ -364,7 +364,7 @@ export class AwsNlbProvider implements LoadBalancerProvider {
     const actions = planLoadBalancer(desired, actual, desired.subnets.kind === 'listed' ? await resolveSubnets() : undefined, { externalTagKeys: this.externalTagKeys });
     const replace = actions.find((a): a is Extract<Action, { kind: 'replaceLoadBalancer' }> => a.kind === 'replaceLoadBalancer');
     if (replace !== undefined) {
-      ctx.events.record('Normal', 'ReplacingLoadBalancer', `Replacing NLB ${current.lb.name}: ${replace.reason}`);
+      ctx.events.record('Normal', 'ReplacingLoadBalancer', `replacing NLB ${current.lb.name}: ${replace.reason}`);
       const gone = current.lb.arn;
       await this.teardown(ctx, current);
       return this.converge(ctx, desired, owned.filter((o) => o.lb.arn !== gone), true);

@@ -186,7 +186,7 @@ export class FrontendGroups {
     try {
       const id = await this.api.createSecurityGroup(ctx.signal, { name: sg.name, description: sg.description, vpcId, tags: sg.tags });
       ctx.logger.info({ securityGroup: id }, 'created security group');
-      ctx.events.record('Normal', 'CreatedSecurityGroup', `Created security group ${sg.name} (${id})`);
+      ctx.events.record('Normal', 'CreatedSecurityGroup', `created security group ${sg.name} (${id})`);
       // A new group has no ingress rule (only EC2's default egress rule, which we leave).
       return { id, name: sg.name, vpcId, tags: sg.tags, ingress: [] };
     } catch (error) {

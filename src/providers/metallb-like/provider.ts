@@ -252,7 +252,7 @@ export class L2Provider implements LoadBalancerProvider {
       ctx.events.record('Warning', 'SharingConflict', boundedMessage(`${evicted.key} lost the shared address ${evicted.ips.join(', ')}: it now uses a port this Service, the first holder, took; it gets another address`));
     }
     if (before !== result.ips.join(',')) {
-      ctx.events.record('Normal', 'IPAllocated', `Assigned IP ${JSON.stringify(result.ips)} from pool ${result.pool}`);
+      ctx.events.record('Normal', 'IPAllocated', `assigned from pool ${result.pool}`);
       this.schedulePoolStatus();
       // Another Service's address may have been freed by this one moving.
       if (before !== undefined) this.capacityChanged();

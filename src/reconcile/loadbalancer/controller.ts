@@ -12,12 +12,13 @@ import type { EventSink } from '../../kube/events.js';
 import { WriteExpectations } from '../../kube/expectations.js';
 import { dropUnreadMetadata, objectKey, type Cache } from '../../kube/informer.js';
 import { metric } from '../../kube/metrics.js';
+import { boundedMessage } from '../../kube/conditions.js';
 import { equivalent } from '../../kube/patch.js';
 import { isKubeError, type KubeClient } from '../../kube/rest.js';
 import { done, requeueAfter, retry, terminal, WorkQueue, type Outcome as QueueOutcome } from '../../kube/workqueue.js';
-import { asProviderError, type Backends, type LoadBalancerProvider, type ProviderClass, type ProviderError, type ReadonlyEndpointSlice, type ReadonlyNode } from '../../providers/provider.js';
+import { asProviderError, type Backends, type LoadBalancerProvider, type ProviderClass, type ProviderContext, type ProviderError, type ReadonlyEndpointSlice, type ReadonlyNode } from '../../providers/provider.js';
 import type { ControllerModule, ModuleDeps } from '../module.js';
-import { LoadBalancerExecutor } from './executor.js';
+import { LoadBalancerExecutor, type EnsureNotes } from './executor.js';
 import { endpointSliceHandlers, nodeHandlers, serviceHandlers, type HandlerTarget } from './handlers.js';
 import {
   decideConverge,
@@ -466,7 +467,17 @@ export class LoadBalancerController implements HandlerTarget {
     }
 
     const current = await this.executor.claim(service, providerClass, signal);
-    const ctx = this.executor.context(current, provider, signal, log);
+    const { ctx, notes } = this.executor.ensureContext(current, provider, signal, log);
+    try {
+      return await this.converge(key, current, provider, ctx, notes, log, signal);
+    } finally {
+      // Whatever EnsuredLoadBalancer did not carry (failure, failed status write) goes out on its own.
+      notes.flush();
+    }
+  }
+
+  private async converge(key: string, current: V1Service, provider: LoadBalancerProvider, ctx: ProviderContext, notes: EnsureNotes, log: Logger, signal: AbortSignal): Promise<QueueOutcome> {
+    const providerClass = provider.providerClass;
     const backends = this.backends(key, provider);
     const backendsKey = this.backendsKey(key, providerClass);
     const specKey = serviceSpecKey(current);
@@ -506,6 +517,8 @@ export class LoadBalancerController implements HandlerTarget {
       status = await this.executor.call(provider, 'ensure', () => provider.ensure(ctx, current, backends));
     } catch (error) {
       if (signal.aborted) throw error;
+      // What the provider did before failing comes before the failure.
+      notes.flush();
       return await this.failed(current, provider, asProviderError(error), log, signal);
     } finally {
       cancelAnnouncement();
@@ -514,7 +527,11 @@ export class LoadBalancerController implements HandlerTarget {
     const before = describeIngress(ingress);
     const { object: written } = await this.executor.writeStatus(current, { kind: 'ensured', status }, signal);
     const after = describeIngress(status.ingress);
-    if (ingress.length === 0 || before !== after) this.executor.event(current, 'Normal', 'EnsuredLoadBalancer', `Ensured load balancer: ${after}`);
+    // One Event per ensure that changed something: the address(es) and what the provider did.
+    const did = notes.take();
+    if (ingress.length === 0 || before !== after || did !== undefined) {
+      this.executor.event(current, 'Normal', 'EnsuredLoadBalancer', boundedMessage(`Ensured load balancer: ${after}${did === undefined ? '' : ` (${did})`}`));
+    }
     this.remember(key, { uid: current.metadata?.uid ?? '', provider: providerClass, specKey, backendsKey, ensuredAt: now, ingress: written.status?.loadBalancer?.ingress ?? [], service: dropUnreadMetadata(written) });
     return this.untilResync(resyncPeriodMs);
   }

@@ -7,6 +7,7 @@ import type { V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { Clock } from '../../kube/clock.js';
+import { boundedList } from '../../kube/conditions.js';
 import type { EventSink, EventType } from '../../kube/events.js';
 import type { WriteExpectations } from '../../kube/expectations.js';
 import { objectKey } from '../../kube/informer.js';
@@ -29,6 +30,37 @@ export interface ExecutorOptions {
 
 type ProviderMethod = 'get' | 'ensure' | 'updateBackends' | 'ensureDeleted';
 
+/** A provider records a handful per ensure (created this, assigned that); more is a bug, not news. */
+const MAX_NOTES = 64;
+
+/** Normal Events a provider recorded during one ensure, not yet written. */
+export class EnsureNotes {
+  private held: { reason: string; message: string }[] = [];
+
+  constructor(private readonly record: (reason: string, message: string) => void) {}
+
+  add(reason: string, message: string): void {
+    if (this.held.length >= MAX_NOTES || this.held.some((n) => n.reason === reason && n.message === message)) return;
+    this.held.push({ reason, message });
+  }
+
+  /** The held messages as one clause ("a; b; and 3 more"), for the caller's own Event; undefined when none. */
+  take(): string | undefined {
+    const messages = this.held.map((n) => n.message);
+    this.held = [];
+    return messages.length > 0 ? boundedList(messages) : undefined;
+  }
+
+  /**
+   * Records what is held as the provider's own Events: the ensure ended without an
+   * `EnsuredLoadBalancer` to carry them (it failed, or the status write did), and what the
+   * provider did (created a balancer, assigned an address) must still be visible.
+   */
+  flush(): void {
+    for (const note of this.held.splice(0)) this.record(note.reason, note.message);
+  }
+}
+
 export class LoadBalancerExecutor {
   private readonly providerCalls: Counter<'provider' | 'method' | 'result'>;
 
@@ -49,6 +81,22 @@ export class LoadBalancerExecutor {
       signal,
       logger: logger.child({ provider: provider.providerClass }),
       events: { record: (type, reason, message) => this.event(service, type, reason, message) },
+    };
+  }
+
+  /**
+   * The context for one ensure: Warnings go out at once, Normal Events are held in `notes` for
+   * the reconciler's `EnsuredLoadBalancer`, so a new Service costs one Event, not one per step.
+   */
+  ensureContext(service: ReadonlyService, provider: LoadBalancerProvider, signal: AbortSignal, logger: Logger): { ctx: ProviderContext; notes: EnsureNotes } {
+    const notes = new EnsureNotes((reason, message) => this.event(service, 'Normal', reason, message));
+    const ctx = this.context(service, provider, signal, logger);
+    return {
+      notes,
+      ctx: {
+        ...ctx,
+        events: { record: (type, reason, message) => (type === 'Normal' ? notes.add(reason, message) : ctx.events.record(type, reason, message)) },
+      },
     };
   }
 

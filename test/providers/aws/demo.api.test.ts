@@ -16,7 +16,7 @@ describe('portico demo --provider=aws', () => {
     expect(code, output).toBe(0);
     const row = output.split('\n').find((line) => line.startsWith('nginx-lb '));
     expect(row, output).toMatch(/LoadBalancer\s+\S+\s+k8s-default-nginxlb-[0-9a-f]{10}-\d+\.us-east-1\.elb\.amazonaws\.com\s+80:\d+\/TCP\s+\d+s\s+Provisioned/);
-    expect(output).toContain('CreatedLoadBalancer');
+    expect(output).toMatch(/EnsuredLoadBalancer\s+Ensured load balancer: k8s-\S+ \(.*created NLB k8s-default-nginxlb-/);
     const endpoint = /moto \(AWS emulator\) on (\S+)/.exec(output)?.[1];
     expect(endpoint).toBeDefined();
     // moto was stopped with the demo.

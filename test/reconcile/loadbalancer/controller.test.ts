@@ -151,6 +151,29 @@ describe('LoadBalancerController', () => {
     expect(h.service('web')?.status?.conditions?.find((c) => c.type === READY_CONDITION)?.status).toBe('True');
   });
 
+  it('folds what the provider did into the one EnsuredLoadBalancer; its Warnings go out on their own', async () => {
+    const provider = new FlakyProvider(TEST_CLOUD, 0, () => new ProviderError('unused', { retryable: true }));
+    provider.eventsOnEnsure.push(
+      { type: 'Normal', reason: 'CreatedSecurityGroup', message: 'created security group web-sg (sg-1)' },
+      { type: 'Warning', reason: 'UnusableProviderID', message: 'node n9 has no instance' },
+      { type: 'Normal', reason: 'CreatedLoadBalancer', message: 'created NLB web' },
+    );
+    const h = await harness({ services: [svc('web', withClass(TEST_CLOUD))], provider });
+    await h.reconcile('web');
+    expect(h.events.events.map((e) => `${e.type} ${e.reason}: ${e.message}`)).toEqual([
+      'Warning UnusableProviderID: node n9 has no instance',
+      'Normal EnsuredLoadBalancer: Ensured load balancer: web.lb.example.test (created security group web-sg (sg-1); created NLB web)',
+    ]);
+  });
+
+  it('records what the provider did before a failed ensure on its own, before the failure', async () => {
+    const provider = new FlakyProvider(TEST_CLOUD, 1, () => new ProviderError('CreateListener: throttled', { retryable: true }));
+    provider.eventsOnEnsure.push({ type: 'Normal', reason: 'CreatedLoadBalancer', message: 'created NLB web' });
+    const h = await harness({ services: [svc('web', withClass(TEST_CLOUD))], provider });
+    await h.reconcile('web');
+    expect(h.events.events.map((e) => `${e.type} ${e.reason}: ${e.message}`)).toEqual(['Normal CreatedLoadBalancer: created NLB web', 'Warning SyncLoadBalancerFailed: CreateListener: throttled']);
+  });
+
   it('releases a deleted Service whose provisioned-by names a provider not running here, asking every provider', async () => {
     const h = await harness({ services: [svc('web', withClass(TEST_CLOUD), provisionedWith('portico.dev/aws-nlb'), withIngress('203.0.113.10'), deleting)] });
     await h.reconcile('web');

@@ -79,8 +79,8 @@ async function waitForEvent(name: string, type: string, reason: string): Promise
   await eventually(async () => ((await eventsFor(name)).some((e) => e.type === type && e.reason === reason) ? true : undefined), `${type} ${reason} on ${name}`);
 }
 
-async function eventsFor(name: string): Promise<{ reason: string; message: string; type: string }[]> {
-  const list = await client.request<{ items: { reason: string; message: string; type: string; involvedObject: { name: string } }[] }>('GET', `/api/v1/namespaces/${ns.name}/events`);
+async function eventsFor(name: string): Promise<{ reason: string; message: string; type: string; count?: number }[]> {
+  const list = await client.request<{ items: { reason: string; message: string; type: string; count?: number; involvedObject: { name: string } }[] }>('GET', `/api/v1/namespaces/${ns.name}/events`);
   return list.items.filter((e) => e.involvedObject.name === name);
 }
 
@@ -117,11 +117,10 @@ describe('bare-metal provider', () => {
     expect(service.metadata?.finalizers).toContain(FINALIZER);
     expect(service.metadata?.annotations?.[PROVISIONED_BY_ANNOTATION]).toBe('portico.dev/l2');
     expect(service.status?.loadBalancer?.ingress?.[0]).toMatchObject({ ipMode: 'VIP', ports: [{ port: 80, protocol: 'TCP' }] });
-    const events = await eventually(async () => {
-      const reasons = (await eventsFor('nginx-lb')).map((e) => e.reason);
-      return reasons.includes('EnsuredLoadBalancer') && reasons.includes('IPAllocated') ? reasons : undefined;
-    }, 'events');
-    expect(events).toContain('IPAllocated');
+    // One Event says it all: the address and the pool it came from.
+    const ensured = await eventually(async () => (await eventsFor('nginx-lb')).find((e) => e.reason === 'EnsuredLoadBalancer'), 'EnsuredLoadBalancer');
+    expect(ensured.message).toBe(`Ensured load balancer: ${ingressIPs(service)[0] ?? ''} (assigned from pool ${ns.name}-main)`);
+    expect((await eventsFor('nginx-lb')).map((e) => e.reason)).not.toContain('IPAllocated');
   });
 
   it('makes no writes in steady state', async () => {
@@ -284,6 +283,24 @@ describe('controller restart', () => {
   });
 });
 
+describe('Events', () => {
+  it('gives each of many Services created together exactly one Normal Event, carrying its address', async () => {
+    const name = `${ns.name}-events`;
+    await applyManifest(client, pool(name, ['198.51.100.64/27'], [ns.name], { priority: 0 }));
+    pools.push(name);
+    const names = Array.from({ length: 24 }, (_, i) => `ev-${String(i)}`);
+    await Promise.all(names.map((n) => applyManifest(client, lbService(n, { annotations: { 'portico.dev/address-pool': name } }))));
+    const services = await Promise.all(names.map((n) => waitForIngress(n)));
+    const normal = async (n: string): Promise<{ reason: string; message: string; count?: number }[]> => (await eventsFor(n)).filter((e) => e.type === 'Normal');
+    await eventually(async () => ((await Promise.all(names.map(normal))).every((events) => events.length > 0) ? true : undefined), 'an Event on every Service');
+    for (const service of services) {
+      const n = service.metadata?.name ?? '';
+      expect(await normal(n), n).toEqual([expect.objectContaining({ reason: 'EnsuredLoadBalancer', message: `Ensured load balancer: ${ingressIPs(service).join(', ')} (assigned from pool ${name})`, count: 1 })]);
+    }
+    for (const n of names) await deleteService(n);
+  });
+});
+
 describe('provider errors', () => {
   it('converges after a provider fails N times with retryAfter, and is terminal for unsupported specs', async () => {
     await controller.stop();
@@ -437,9 +454,10 @@ describe('address pool edits', () => {
     expect(readyCondition(moved)?.status).toBe('True');
     const reasons = await eventually(async () => {
       const r = (await eventsFor('rehome')).map((e) => e.reason);
-      return r.includes('IPReleased') && r.filter((x) => x === 'IPAllocated').length >= 2 ? r : undefined;
-    }, 'IPReleased and a second IPAllocated');
+      return r.includes('IPReleased') && r.filter((x) => x === 'EnsuredLoadBalancer').length >= 2 ? r : undefined;
+    }, 'IPReleased and a second EnsuredLoadBalancer');
     expect(reasons).toContain('IPReleased');
+    expect((await eventsFor('rehome')).find((e) => e.reason === 'EnsuredLoadBalancer' && e.message.includes('198.51.100.10'))?.message).toBe(`Ensured load balancer: 198.51.100.10 (assigned from pool ${name})`);
     await deleteService('rehome');
   });
 
