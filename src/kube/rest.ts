@@ -158,8 +158,15 @@ export class RestClient implements KubeClient {
     // reading the body — not only for an idle socket: a connect that hangs must time out too.
     const timeoutMs = params.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const call = new AbortController();
-    const timedOut = new KubeApiError(0, 'Timeout', `${method} ${path}: no answer in ${String(timeoutMs)} ms`);
-    const timer = timeoutMs > 0 ? setTimeout(() => call.abort(timedOut), timeoutMs) : undefined;
+    // Made only when it fires: an Error's stack costs more than the rest of a request's setup.
+    let timedOut: KubeApiError | undefined;
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => {
+            timedOut = new KubeApiError(0, 'Timeout', `${method} ${path}: no answer in ${String(timeoutMs)} ms`);
+            call.abort(timedOut);
+          }, timeoutMs)
+        : undefined;
     const cancel = (): void => call.abort(params.signal?.reason);
     if (params.signal?.aborted) cancel();
     else params.signal?.addEventListener('abort', cancel, { once: true });
@@ -168,7 +175,7 @@ export class RestClient implements KubeClient {
       try {
         response = await this.open(method, path, { ...params, signal: call.signal }, 'application/json');
       } catch (error) {
-        if (call.signal.reason === timedOut) throw timedOut;
+        if (timedOut !== undefined && call.signal.reason === timedOut) throw timedOut;
         if (error instanceof KubeApiError || params.signal?.aborted) throw error;
         throw new KubeApiError(0, 'ConnectionFailed', `${method} ${path}: ${(error as Error).message}`);
       }
@@ -176,7 +183,7 @@ export class RestClient implements KubeClient {
       try {
         for await (const chunk of response) chunks.push(chunk as Buffer);
       } catch (error) {
-        if (call.signal.reason === timedOut) throw timedOut;
+        if (timedOut !== undefined && call.signal.reason === timedOut) throw timedOut;
         throw error;
       }
       const text = Buffer.concat(chunks).toString('utf8');
