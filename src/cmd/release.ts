@@ -16,6 +16,7 @@ import { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../kube/clock.js';
 import { EventRecorder } from '../kube/events.js';
 import { objectKey } from '../kube/informer.js';
+import { loadKubeConfig } from '../kube/kubeconfig.js';
 import { createLogger } from '../kube/logger.js';
 import { releasePatch } from '../kube/ownership.js';
 import { patchStatus, patchWithRetry } from '../kube/patch.js';
@@ -26,7 +27,6 @@ import { asProviderError, type LoadBalancerProvider, type ProviderClass, type Pr
 import { PROVIDER_MODULES, type ProviderModule } from '../providers/registry.js';
 import { desiredStatus, FINALIZER, OWNERSHIP, PROVISIONED_BY_ANNOTATION, READY_CONDITION, statusPatch } from '../reconcile/loadbalancer/planner.js';
 import { parseControllerFlags } from './config.js';
-import { loadKubeConfig } from './controller.js';
 
 export const RELEASE_COMPONENT = 'portico-release';
 
