@@ -66,7 +66,7 @@ async function runTerm(options: TermOptions, signal: AbortSignal): Promise<void>
   for (const providerClass of config.providers) {
     const module = options.modules.find((m) => m.providerClass === providerClass);
     if (!module) throw new ConfigError(`--providers: ${providerClass} is not available in this build`);
-    providers.set(providerClass, module.create({ client, events, clock, registry, informers, logger: logger.child({ provider: providerClass }) }, config.providerSettings.get(providerClass)));
+    providers.set(providerClass, await module.create({ client, events, clock, registry, informers, logger: logger.child({ provider: providerClass }) }, config.providerSettings.get(providerClass)));
   }
   const deps = (name: string): ModuleDeps => ({ client, informers, events, clock, registry, logger: logger.child({ controller: name }) });
   const modules: ControllerModule[] = [

@@ -279,7 +279,7 @@ export async function runRelease(argv: readonly string[], io: ReleaseIo): Promis
   for (const providerClass of new Set(actions.filter((a) => a.callProvider).map((a) => a.providerClass))) {
     const module = modules.find((m) => m.providerClass === providerClass);
     if (!module || providerClass === undefined) continue;
-    providers.set(providerClass, module.create({ client, events, clock, registry, informers, logger: logger.child({ provider: providerClass }) }, config.providerSettings.get(providerClass)));
+    providers.set(providerClass, await module.create({ client, events, clock, registry, informers, logger: logger.child({ provider: providerClass }) }, config.providerSettings.get(providerClass)));
   }
   try {
     informers.start(stop.signal);
