@@ -56,7 +56,7 @@ export interface KubeConfigLocations {
 }
 
 /**
- * client-go's order: an explicit path, then in-cluster (KUBERNETES_SERVICE_HOST and _PORT set and
+ * An explicit path, then in-cluster (KUBERNETES_SERVICE_HOST and _PORT set and
  * a service-account token mounted), then the first path in $KUBECONFIG, then ~/.kube/config.
  */
 export function loadKubeConfig(path: string | undefined, env: NodeJS.ProcessEnv = process.env, where: KubeConfigLocations = {}): KubeConfig {
