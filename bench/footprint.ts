@@ -51,7 +51,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '../src/kube/kubeconfig.js';
 import type { ControlPlane } from '../hack/control-plane.js';
 import { parseControllerFlags } from '../src/cmd/config.js';
 import { abortable } from '../src/kube/abort.js';

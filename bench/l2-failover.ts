@@ -23,8 +23,8 @@ import { fileURLToPath } from 'node:url';
 import { startControlPlane } from '../hack/control-plane.js';
 import { renderCrdFiles } from '../src/api/render.js';
 import { applyYaml } from '../src/kube/apply.js';
+import { loadKubeConfig } from '../src/kube/kubeconfig.js';
 import { RestClient } from '../src/kube/rest.js';
-import { KubeConfig } from '@kubernetes/client-node';
 import { rankNodes } from '../src/providers/metallb-like/speaker/election.js';
 import {
   createLan,
@@ -85,9 +85,7 @@ export async function run(args: string[]): Promise<void> {
   let lan: Lan | undefined;
   const speakers = new Map<string, SpeakerProcess>();
   try {
-    const kc = new KubeConfig();
-    kc.loadFromFile(cp.kubeconfigPath);
-    const client = new RestClient(kc, 'portico-bench');
+    const client = new RestClient(loadKubeConfig(cp.kubeconfigPath), 'portico-bench');
     for (const text of Object.values(renderCrdFiles())) await applyYaml(client, text);
     lan = await createLan({ nodes: 3, kubeconfigPath: cp.kubeconfigPath, prefix: 'l2b' });
     const namespace = 'l2-failover';

@@ -17,7 +17,8 @@ import { parseControllerFlags } from '../src/cmd/config.js';
 import { applyYaml } from '../src/kube/apply.js';
 import { createLogger } from '../src/kube/logger.js';
 import { RestClient } from '../src/kube/rest.js';
-import { loadKubeConfig, startController } from '../src/cmd/controller.js';
+import { startController } from '../src/cmd/controller.js';
+import { loadKubeConfig } from '../src/kube/kubeconfig.js';
 import { packageRoot } from '../src/paths.js';
 import { READY_CONDITION } from '../src/reconcile/loadbalancer/planner.js';
 

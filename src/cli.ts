@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** Entry point: flag dispatch only. */
 import { ConfigError, controllerFlagsHelp, parseControllerFlags } from './cmd/config.js';
+import { KubeConfigError } from './kube/kubeconfig.js';
 import { createLogger } from './kube/logger.js';
 import { packageVersion } from './paths.js';
 
@@ -64,7 +65,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    if (error instanceof ConfigError) process.stderr.write(`portico: ${error.message}\n`);
+    if (error instanceof ConfigError || error instanceof KubeConfigError) process.stderr.write(`portico: ${error.message}\n`);
     else process.stderr.write(`portico: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exit(1);
   },

@@ -4,8 +4,8 @@
  * after a phase. Phases run one after another, so the difference belongs to that phase
  * (plus the benchmark's own few list/watch calls).
  */
-import { request, type RequestOptions } from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { request } from 'node:https';
+import type { KubeConfig } from '../../src/kube/kubeconfig.js';
 
 export interface ApiServerSample {
   /** `VERB resource[/subresource] code` -> count */
@@ -41,13 +41,10 @@ export function parseApiServerMetrics(text: string): ApiServerSample {
 }
 
 export async function scrapeApiServer(kc: KubeConfig): Promise<ApiServerSample> {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('kubeconfig has no current cluster');
-  const options: RequestOptions = { headers: {} };
-  await kc.applyToHTTPSOptions(options);
-  const url = new URL('/metrics', cluster.server);
+  const { server, tls, headers } = await kc.access();
+  const url = new URL('/metrics', server);
   const text = await new Promise<string>((resolve, reject) => {
-    const req = request(url, { ...options, method: 'GET', timeout: 10_000 }, (res) => {
+    const req = request(url, { ...tls, headers, method: 'GET', timeout: 10_000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));

@@ -7,7 +7,8 @@
  * but a foreign class, the controller would treat them as ones to clean up.
  */
 import { performance } from 'node:perf_hooks';
-import type { KubeConfig, V1Service } from '@kubernetes/client-node';
+import type { V1Service } from '@kubernetes/client-node';
+import type { KubeConfig } from '../../src/kube/kubeconfig.js';
 import { claimPatch } from '../../src/kube/ownership.js';
 import { patchWithRetry } from '../../src/kube/patch.js';
 import { RestClient } from '../../src/kube/rest.js';

@@ -6,9 +6,8 @@
  * the local control plane's ClusterIP range). No speaker runs: addresses are only written to
  * Service status; nothing is announced or sent anywhere.
  */
-import type { KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../../hack/control-plane.js';
-import { loadKubeConfig } from '../../src/cmd/controller.js';
+import { loadKubeConfig, type KubeConfig } from '../../src/kube/kubeconfig.js';
 import { applyManifest } from '../../src/kube/apply.js';
 import { RestClient } from '../../src/kube/rest.js';
 import { createAuditLog, type AuditLog, type AuditMode } from './audit-log.js';

@@ -3,17 +3,14 @@
  * Config, serves /healthz, /readyz and /metrics, and reconciles only while it leads.
  */
 import { setMaxListeners } from 'node:events';
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import type { Server } from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../kube/clock.js';
 import { EventRecorder } from '../kube/events.js';
 import { GuardedClient } from '../kube/guarded-client.js';
 import { serve } from '../kube/http-server.js';
+import { loadKubeConfig } from '../kube/kubeconfig.js';
 import { leaderElectionHealthy, LeaderElector } from '../kube/leader-election/elector.js';
 import { restLeaseStore } from '../kube/leader-election/lease-store.js';
 import { createLogger } from '../kube/logger.js';
@@ -29,23 +26,6 @@ import { packageVersion } from '../paths.js';
 import { ConfigError, parseListenAddress, type ControllerConfig } from './config.js';
 
 export const COMPONENT = 'portico-controller';
-
-/** Explicit path, then in-cluster, then $KUBECONFIG, then ~/.kube/config. */
-export function loadKubeConfig(path: string | undefined, env: NodeJS.ProcessEnv = process.env): KubeConfig {
-  const kc = new KubeConfig();
-  if (path) {
-    kc.loadFromFile(path);
-  } else if (env.KUBERNETES_SERVICE_HOST && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token')) {
-    kc.loadFromCluster();
-  } else if (env.KUBECONFIG) {
-    kc.loadFromFile(env.KUBECONFIG.split(':')[0] ?? env.KUBECONFIG);
-  } else if (existsSync(join(homedir(), '.kube', 'config'))) {
-    kc.loadFromFile(join(homedir(), '.kube', 'config'));
-  } else {
-    throw new Error('no kubeconfig: pass --kubeconfig, run in a cluster, or set $KUBECONFIG');
-  }
-  return kc;
-}
 
 export interface RunningController {
   /** Resolves when the controller has stopped (after `signal` aborted, or leadership was lost). */
@@ -87,7 +67,7 @@ async function runTerm(options: TermOptions, signal: AbortSignal): Promise<void>
   for (const providerClass of config.providers) {
     const module = options.modules.find((m) => m.providerClass === providerClass);
     if (!module) throw new ConfigError(`--providers: ${providerClass} is not available in this build`);
-    providers.set(providerClass, module.create({ client, events, clock, registry, informers, logger: logger.child({ provider: providerClass }) }, config.providerSettings.get(providerClass)));
+    providers.set(providerClass, await module.create({ client, events, clock, registry, informers, logger: logger.child({ provider: providerClass }) }, config.providerSettings.get(providerClass)));
   }
   const deps = (name: string): ModuleDeps => ({ client, informers, events, clock, registry, logger: logger.child({ controller: name }) });
   const modules: ControllerModule[] = [

@@ -16,6 +16,7 @@ import { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../kube/clock.js';
 import { EventRecorder } from '../kube/events.js';
 import { objectKey } from '../kube/informer.js';
+import { loadKubeConfig } from '../kube/kubeconfig.js';
 import { createLogger } from '../kube/logger.js';
 import { releasePatch } from '../kube/ownership.js';
 import { patchStatus, patchWithRetry } from '../kube/patch.js';
@@ -26,7 +27,6 @@ import { asProviderError, type LoadBalancerProvider, type ProviderClass, type Pr
 import { PROVIDER_MODULES, type ProviderModule } from '../providers/registry.js';
 import { desiredStatus, FINALIZER, OWNERSHIP, PROVISIONED_BY_ANNOTATION, READY_CONDITION, statusPatch } from '../reconcile/loadbalancer/planner.js';
 import { parseControllerFlags } from './config.js';
-import { loadKubeConfig } from './controller.js';
 
 export const RELEASE_COMPONENT = 'portico-release';
 
@@ -279,7 +279,7 @@ export async function runRelease(argv: readonly string[], io: ReleaseIo): Promis
   for (const providerClass of new Set(actions.filter((a) => a.callProvider).map((a) => a.providerClass))) {
     const module = modules.find((m) => m.providerClass === providerClass);
     if (!module || providerClass === undefined) continue;
-    providers.set(providerClass, module.create({ client, events, clock, registry, informers, logger: logger.child({ provider: providerClass }) }, config.providerSettings.get(providerClass)));
+    providers.set(providerClass, await module.create({ client, events, clock, registry, informers, logger: logger.child({ provider: providerClass }) }, config.providerSettings.get(providerClass)));
   }
   try {
     informers.start(stop.signal);

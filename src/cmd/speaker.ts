@@ -1,5 +1,4 @@
 /** `portico speaker`: flags, informers, the Speaker, /healthz and /metrics, signal handling. */
-import { KubeConfig } from '@kubernetes/client-node';
 import { parseArgs } from 'node:util';
 import type { LevelWithSilent } from 'pino';
 import { Registry } from 'prom-client';
@@ -7,6 +6,7 @@ import { ConfigError, parseDuration, parseListenAddress } from './config.js';
 import { systemClock } from '../kube/clock.js';
 import { EventRecorder } from '../kube/events.js';
 import { serve } from '../kube/http-server.js';
+import { loadKubeConfig } from '../kube/kubeconfig.js';
 import { createLogger } from '../kube/logger.js';
 import { withProcessMetrics } from '../kube/metrics.js';
 import { RestClient } from '../kube/rest.js';
@@ -16,7 +16,7 @@ import { LEASE_COMPONENT, LEASE_COMPONENT_LABEL } from '../providers/metallb-lik
 import { Speaker, SPEAKER_PATHS, type SpeakerSettings } from '../providers/metallb-like/speaker/speaker.js';
 
 export const SPEAKER_FLAGS = {
-  kubeconfig: { type: 'string', description: 'kubeconfig file; default: in-cluster service account' },
+  kubeconfig: { type: 'string', description: 'kubeconfig file; default: in-cluster service account, then $KUBECONFIG, then ~/.kube/config' },
   'node-name': { type: 'string', description: 'this node (default: $NODE_NAME, from the downward API)' },
   namespace: { type: 'string', default: 'portico-system', description: 'namespace of the speaker Leases (default: $POD_NAMESPACE)' },
   'lease-renew-interval': { type: 'string', default: '10s', description: 'how often the node Lease is renewed: the only periodic API write (one per node per interval)' },
@@ -110,10 +110,7 @@ export async function runSpeaker(args: string[]): Promise<number> {
     return 2;
   }
   const logger = createLogger(config.logLevel).child({ component: 'speaker', node: config.node });
-  const kubeConfig = new KubeConfig();
-  if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
-  else kubeConfig.loadFromCluster();
-  const client = new RestClient(kubeConfig, `portico-speaker/${config.node}`);
+  const client = new RestClient(loadKubeConfig(config.kubeconfig), `portico-speaker/${config.node}`);
   const registry = new Registry();
   const informers = new SharedInformers(client, {
     clock: systemClock,

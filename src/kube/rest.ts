@@ -1,12 +1,12 @@
 /**
  * A thin JSON client for the Kubernetes REST API: one keep-alive connection pool, TLS and
- * credentials from @kubernetes/client-node's KubeConfig, typed errors. Everything Portico says
+ * credentials from a kubeconfig (./kubeconfig.ts), typed errors. Everything Portico says
  * to the API server goes through here, so retries, timeouts and errors are handled one way.
  */
-import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
+import { Agent, request as httpsRequest } from 'node:https';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { createInterface } from 'node:readline';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { ClusterTls, KubeConfig } from './kubeconfig.js';
 
 export type PatchType = 'merge' | 'json' | 'strategic' | 'apply';
 
@@ -72,7 +72,8 @@ export interface KubeClient {
 
 interface Connection {
   base: URL;
-  options: RequestOptions;
+  tls: ClusterTls;
+  headers: Readonly<Record<string, string>>;
   agent: Agent | undefined;
   expires: number;
 }
@@ -101,29 +102,18 @@ export class RestClient implements KubeClient {
 
   private async connect(): Promise<Connection> {
     if (this.connection && this.connection.expires > Date.now()) return this.connection;
-    const cluster = this.kubeConfig.getCurrentCluster();
-    if (!cluster) throw new Error('kubeconfig has no current cluster');
-    const options: RequestOptions = { headers: {} };
-    await this.kubeConfig.applyToHTTPSOptions(options);
-    const base = new URL(cluster.server);
+    const { server, tls, headers } = await this.kubeConfig.access();
+    const base = new URL(server);
     const previous = this.connection;
     // Credentials are re-read for rotated tokens (a header); the pool is rebuilt only when the
     // TLS material changes, so long-running watches keep their sockets.
-    const sameTls = previous !== undefined && sameTlsMaterial(previous.options, options) && previous.base.href === base.href;
+    const sameTls = previous !== undefined && sameTlsMaterial(previous.tls, tls) && previous.base.href === base.href;
     const agent = sameTls
       ? previous.agent
       : base.protocol === 'https:'
-        ? new Agent({
-            keepAlive: true,
-            maxSockets: this.maxSockets,
-            ca: options.ca,
-            cert: options.cert,
-            key: options.key,
-            rejectUnauthorized: options.rejectUnauthorized,
-            servername: options.servername,
-          })
+        ? new Agent({ keepAlive: true, maxSockets: this.maxSockets, ...tls })
         : undefined;
-    this.connection = { base, options, agent, expires: Date.now() + CREDENTIAL_REFRESH_MS };
+    this.connection = { base, tls, headers, agent, expires: Date.now() + CREDENTIAL_REFRESH_MS };
     // A replaced pool is not destroyed: its in-flight requests and watches finish on their own.
     return this.connection;
   }
@@ -135,7 +125,7 @@ export class RestClient implements KubeClient {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
     const headers: Record<string, string> = {
-      ...(connection.options.headers as Record<string, string>),
+      ...connection.headers,
       accept,
       'user-agent': this.userAgent,
     };
@@ -237,7 +227,7 @@ export class RestClient implements KubeClient {
   }
 }
 
-function sameTlsMaterial(a: RequestOptions, b: RequestOptions): boolean {
+function sameTlsMaterial(a: ClusterTls, b: ClusterTls): boolean {
   const same = (x: unknown, y: unknown): boolean => (Buffer.isBuffer(x) && Buffer.isBuffer(y) ? x.equals(y) : x === y);
   return same(a.ca, b.ca) && same(a.cert, b.cert) && same(a.key, b.key) && a.rejectUnauthorized === b.rejectUnauthorized && a.servername === b.servername;
 }

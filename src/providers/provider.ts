@@ -188,7 +188,8 @@ export interface ProviderModule<Settings = unknown> {
   readonly flags: Readonly<Record<string, ProviderFlag>>;
   /** Flag values (env already applied) -> settings, or problems each naming its flag. Pure. */
   parseSettings(values: FlagValues): { settings: Settings } | { problems: string[] };
-  create(deps: ProviderDeps, settings: Settings): LoadBalancerProvider;
+  /** May resolve later: a cloud provider imports its SDK here, so a process that does not use it never loads it. */
+  create(deps: ProviderDeps, settings: Settings): LoadBalancerProvider | Promise<LoadBalancerProvider>;
 }
 
 /** Erases a module's settings type so modules of different providers fit one list. */

@@ -1,4 +1,4 @@
-import { V1Lease, V1LeaseSpec, V1MicroTime, V1ObjectMeta } from '@kubernetes/client-node';
+import { V1Lease, V1LeaseSpec, V1ObjectMeta } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/kube/clock.js';
@@ -14,7 +14,7 @@ import {
   resolveLeaderElectionOptions,
 } from '../../src/kube/leader-election/elector.js';
 import type { ElectionOutcome, LeaderElectionLogger, LeaderElectionOptions } from '../../src/kube/leader-election/elector.js';
-import { LeaseConflictError, restLeaseStore, type LeaseStore } from '../../src/kube/leader-election/lease-store.js';
+import { LeaseConflictError, MicroTime, restLeaseStore, type LeaseStore } from '../../src/kube/leader-election/lease-store.js';
 import { KubeApiError, type KubeClient, type RequestParams } from '../../src/kube/rest.js';
 import { FakeClock, flushMicrotasks } from '../fakes/clock.js';
 import { FakeApiError, FakeLeaseStore } from '../fakes/lease-store.js';
@@ -803,13 +803,13 @@ describe('restLeaseStore', () => {
     ]);
   });
 
-  it('sends MicroTime with microseconds and reads string times back as V1MicroTime', async () => {
+  it('sends MicroTime with microseconds and reads string times back as MicroTime', async () => {
     const { client, sent } = clientReturning(() => lease('9', { renewTime: '2023-11-14T22:13:20.123456Z' }));
     const store = restLeaseStore(client, 1_000);
     // A plain Date would go out with milliseconds only, which the API server rejects for MicroTime.
     const written = await store.replace(lease('8', { renewTime: new Date(1_700_000_000_123) }));
     expect(JSON.stringify(sent[0]?.body?.spec?.renewTime)).toBe('"2023-11-14T22:13:20.123000Z"');
-    expect(written.spec?.renewTime).toBeInstanceOf(V1MicroTime);
+    expect(written.spec?.renewTime).toBeInstanceOf(MicroTime);
     expect(written.spec?.renewTime?.getTime()).toBe(Date.parse('2023-11-14T22:13:20.123Z'));
   });
 });

@@ -1,6 +1,5 @@
 /** The REST client's deadline covers the whole call, not only an idle socket. */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KubeApiError, RestClient } from '../../src/kube/rest.js';
 
@@ -17,14 +16,8 @@ async function clientFor(handler: (req: IncomingMessage, res: ServerResponse) =>
   await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: `http://127.0.0.1:${String(port)}`, skipTLSVerify: true }],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'c', cluster: 'c', user: 'u' }],
-    currentContext: 'c',
-  });
-  return new RestClient(kc, 'portico-test');
+  const access = { server: `http://127.0.0.1:${String(port)}`, tls: {}, headers: {} };
+  return new RestClient({ source: 'test', namespace: undefined, access: () => Promise.resolve(access) }, 'portico-test');
 }
 
 describe('RestClient deadlines', () => {

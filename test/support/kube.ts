@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, inject } from 'vitest';
+import { loadKubeConfig } from '../../src/kube/kubeconfig.js';
 import { RestClient, isKubeError } from '../../src/kube/rest.js';
 
 const execFileAsync = promisify(execFile);
@@ -14,8 +15,8 @@ export function testKubeConfig(path = inject('kubeconfig')): KubeConfig {
   return kc;
 }
 
-export function testClient(path?: string): RestClient {
-  return new RestClient(testKubeConfig(path), 'portico-test');
+export function testClient(path = inject('kubeconfig')): RestClient {
+  return new RestClient(loadKubeConfig(path), 'portico-test');
 }
 
 /** Creates a namespace of its own for the calling test file and deletes it afterwards. */

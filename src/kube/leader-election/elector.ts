@@ -1,8 +1,8 @@
 /** Leader election on a coordination.k8s.io/v1 Lease, after client-go's leaderelection package. */
-import { V1Lease, V1LeaseSpec, V1MicroTime, V1ObjectMeta } from '@kubernetes/client-node';
+import type { V1Lease, V1LeaseSpec } from '@kubernetes/client-node';
 import { abortable } from '../abort.js';
 import type { Clock } from '../clock.js';
-import { LeaseConflictError, withSpec, type LeaseStore } from './lease-store.js';
+import { LeaseConflictError, MicroTime, withSpec, type LeaseStore } from './lease-store.js';
 
 /** client-go's leaderelection.JitterFactor: a candidate waits retryPeriod * (1 + random * 1.2). */
 export const JITTER_FACTOR = 1.2;
@@ -381,7 +381,7 @@ export class LeaderElector {
   }
 
   private observe(lease: V1Lease, now: number): Observation {
-    const spec = lease.spec ?? new V1LeaseSpec();
+    const spec: Partial<V1LeaseSpec> = lease.spec ?? {};
     const fingerprint = JSON.stringify([
       spec.holderIdentity,
       spec.leaseDurationSeconds,
@@ -421,20 +421,17 @@ export class LeaderElector {
     return {
       holderIdentity: this.config.identity,
       leaseDurationSeconds: this.config.leaseDurationMs / 1000,
-      renewTime: new V1MicroTime(now),
+      renewTime: new MicroTime(now),
     };
   }
 
   private created(now: number): V1Lease {
-    const lease = new V1Lease();
-    lease.apiVersion = 'coordination.k8s.io/v1';
-    lease.kind = 'Lease';
-    lease.metadata = Object.assign(new V1ObjectMeta(), { namespace: this.config.namespace, name: this.config.name });
-    lease.spec = Object.assign(new V1LeaseSpec(), this.ourSpec(now), {
-      acquireTime: new V1MicroTime(now),
-      leaseTransitions: 0,
-    });
-    return lease;
+    return {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { namespace: this.config.namespace, name: this.config.name },
+      spec: { ...this.ourSpec(now), acquireTime: new MicroTime(now), leaseTransitions: 0 },
+    };
   }
 
   private renewed(lease: V1Lease, now: number): V1Lease {
@@ -442,12 +439,12 @@ export class LeaderElector {
   }
 
   private takenOver(lease: V1Lease, now: number): V1Lease {
-    const old = lease.spec ?? new V1LeaseSpec();
+    const old: Partial<V1LeaseSpec> = lease.spec ?? {};
     const transitions = old.leaseTransitions ?? 0;
     const ours = old.holderIdentity === this.config.identity;
     return withSpec(lease, {
       ...this.ourSpec(now),
-      acquireTime: ours && old.acquireTime ? old.acquireTime : new V1MicroTime(now),
+      acquireTime: ours && old.acquireTime ? old.acquireTime : new MicroTime(now),
       leaseTransitions: ours ? transitions : transitions + 1,
     });
   }
@@ -461,8 +458,8 @@ export class LeaderElector {
       const released = withSpec(base, {
         holderIdentity: '',
         leaseDurationSeconds: 1,
-        acquireTime: new V1MicroTime(now),
-        renewTime: new V1MicroTime(now),
+        acquireTime: new MicroTime(now),
+        renewTime: new MicroTime(now),
       });
       try {
         await this.write('replace', released, now);

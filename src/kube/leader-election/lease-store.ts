@@ -1,8 +1,8 @@
 /**
  * The Lease calls the elector makes, and their implementation over Portico's REST client
- * (with client-node 1.4's MicroTime workaround).
+ * (with MicroTime fields that serialise as the API server wants).
  */
-import { V1Lease, V1LeaseSpec, V1MicroTime } from '@kubernetes/client-node';
+import type { V1Lease, V1LeaseSpec } from '@kubernetes/client-node';
 import { isKubeError, type KubeClient } from '../rest.js';
 
 /** The few Lease calls the elector makes. */
@@ -81,9 +81,17 @@ function leaseKey(lease: V1Lease): { namespace: string; name: string } {
 
 
 /**
- * client-node 1.4 types MicroTime fields as V1MicroTime but leaves them as strings when reading,
- * and a plain Date serialises with milliseconds, which the API server rejects for MicroTime.
+ * A Lease's acquireTime and renewTime: RFC 3339 with six fraction digits, which the API server
+ * requires of a MicroTime (a plain Date serialises with three). The same shape as client-node's
+ * V1MicroTime, without importing that library at run time.
  */
+export class MicroTime extends Date {
+  override toISOString(): string {
+    return `${super.toISOString().slice(0, -1)}000Z`;
+  }
+}
+
+/** Times arrive as strings from the server and may be plain Dates from callers: make them MicroTimes. */
 function withMicroTimes(lease: V1Lease): V1Lease {
   if (!lease.spec) return lease;
   return withSpec(lease, { acquireTime: microTime(lease.spec.acquireTime), renewTime: microTime(lease.spec.renewTime) });
@@ -91,13 +99,12 @@ function withMicroTimes(lease: V1Lease): V1Lease {
 
 /** A copy of `lease` (metadata, resourceVersion included) with some spec fields replaced. */
 export function withSpec(lease: V1Lease, changes: Partial<V1LeaseSpec>): V1Lease {
-  const spec = Object.assign(new V1LeaseSpec(), lease.spec, changes);
-  return Object.assign(new V1Lease(), lease, { spec });
+  return { ...lease, spec: { ...lease.spec, ...changes } };
 }
 
-function microTime(value: unknown): V1MicroTime | undefined {
-  if (value instanceof V1MicroTime) return value;
+function microTime(value: unknown): MicroTime | undefined {
+  if (value instanceof MicroTime) return value;
   if (!(value instanceof Date) && typeof value !== 'string') return undefined;
   const ms = new Date(value).getTime();
-  return Number.isNaN(ms) ? undefined : new V1MicroTime(ms);
+  return Number.isNaN(ms) ? undefined : new MicroTime(ms);
 }

@@ -4,7 +4,6 @@ import { parseDuration } from '../../kube/duration.js';
 import { defineProvider, type FlagValues } from '../provider.js';
 import { SlbClient } from './client.js';
 import { ALIYUN_CLASS, AliyunSlbProvider, type GcMode } from './provider.js';
-import { OpenApiCaller, RetryingCaller } from './transport.js';
 
 export interface AliyunSettings {
   regionId: string;
@@ -64,7 +63,9 @@ export const aliyunProviderModule = defineProvider<AliyunSettings>({
     'aliyun-request-timeout': { type: 'string', default: '10s', description: 'read timeout of one SLB API call' },
   },
   parseSettings: parseAliyunSettings,
-  create: (deps, settings) => {
+  create: async (deps, settings) => {
+    // The SDK costs a process about 70 MB: loaded only when this provider runs.
+    const { OpenApiCaller, RetryingCaller } = await import('./transport.js');
     const inner = new OpenApiCaller({
       regionId: settings.regionId,
       protocol: settings.protocol,

@@ -8,7 +8,6 @@ import type { AwsApi } from './api.js';
 import { AWS_NLB_CLASS } from './desired.js';
 import { guardApi } from './guard.js';
 import { AwsNlbProvider } from './provider.js';
-import { sdkApi } from './sdk.js';
 
 export interface AwsSettings {
   region: string | undefined;
@@ -81,7 +80,9 @@ export function awsModule(options: AwsModuleOptions = {}): ProviderModule {
       'aws-gc-dry-run': { type: 'boolean', default: false, description: 'garbage collection only logs what it would delete' },
     },
     parseSettings: parseAwsSettings,
-    create: (deps, settings) => {
+    create: async (deps, settings) => {
+      // The SDK clients cost a process about 100 MB: loaded only when this provider runs.
+      const { sdkApi } = await import('./sdk.js');
       const name = 'portico_aws_api_calls_total';
       const calls = metric(
         deps.registry,

@@ -1,0 +1,67 @@
+/**
+ * What a process loads by importing a command. client-node, the AWS SDK and the Alibaba SDK
+ * each cost tens of MB of RSS: only a provider that runs (or an exec-plugin kubeconfig) may
+ * load them, so the controller with its default (bare-metal) provider, the speaker and
+ * `release` must not.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const HEAVY = /node_modules\/(@kubernetes\/client-node|@aws-sdk\/[^/]+|@alicloud\/[^/]+)\//;
+
+// Runs in the loader thread: each resolved URL, with its importer, written before the import proceeds.
+const RECORDER = `
+import { appendFileSync } from 'node:fs';
+let out;
+export function initialize(data) { out = data.out; }
+export async function resolve(specifier, context, next) {
+  const result = await next(specifier, context);
+  appendFileSync(out, JSON.stringify([context.parentURL ?? '', result.url]) + '\\n');
+  return result;
+}`;
+
+/** The packages of HEAVY that importing `entries` (paths under the repository) loads, each with who imported it first. */
+async function heavyImports(entries: string[]): Promise<{ heavy: Map<string, string>; urls: string[] }> {
+  const dir = await mkdtemp(join(tmpdir(), 'portico-imports-'));
+  try {
+    const out = join(dir, 'resolved.jsonl');
+    const script = [
+      `import { register } from 'node:module';`,
+      `register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(RECORDER)}`)}, { data: { out: ${JSON.stringify(out)} } });`,
+      ...entries.map((entry) => `await import(${JSON.stringify(pathToFileURL(join(ROOT, entry)).href)});`),
+    ].join('\n');
+    await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, timeout: 60_000 });
+    const urls: string[] = [];
+    const heavy = new Map<string, string>();
+    for (const line of (await readFile(out, 'utf8')).split('\n').filter(Boolean)) {
+      const [parent = '', url = ''] = JSON.parse(line) as string[];
+      urls.push(url);
+      const match = HEAVY.exec(url);
+      if (match?.[1] && !heavy.has(match[1])) heavy.set(match[1], parent.replace(pathToFileURL(ROOT).href, ''));
+    }
+    return { heavy, urls };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe('importing a command', () => {
+  it('loads neither client-node nor a cloud SDK for the controller, speaker and release', async () => {
+    const { heavy, urls } = await heavyImports(['src/cmd/controller.ts', 'src/cmd/speaker.ts', 'src/cmd/release.ts']);
+    // The recorder saw the imports (an empty record would pass vacuously).
+    expect(urls.some((u) => u.endsWith('/src/kube/rest.ts'))).toBe(true);
+    expect(urls.some((u) => u.endsWith('/src/providers/registry.ts'))).toBe(true);
+    expect(Object.fromEntries(heavy)).toEqual({});
+  }, 90_000);
+
+  it('does load the SDK once a provider needs it (the check above can see one)', async () => {
+    const { heavy } = await heavyImports(['src/providers/aliyun/transport.ts']);
+    expect(heavy.get('@alicloud/openapi-core')).toBe('src/providers/aliyun/transport.ts');
+  }, 90_000);
+});
