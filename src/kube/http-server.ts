@@ -1,6 +1,5 @@
 /** The small HTTP server behind /healthz, /readyz and /metrics. */
 import { createServer, type Server } from 'node:http';
-import type { Registry } from 'prom-client';
 
 export type Check = () => boolean;
 
@@ -11,7 +10,13 @@ export interface ServeOptions {
   health?: Record<string, Check>;
   /** Readiness checks, all must pass for /readyz. */
   ready?: Record<string, Check>;
-  registry?: Registry;
+  /** What /metrics serves (a prom-client Registry, or several read together). */
+  registry?: MetricsSource;
+}
+
+export interface MetricsSource {
+  readonly contentType: string;
+  metrics(): Promise<string>;
 }
 
 function runChecks(checks: Record<string, Check>): { ok: boolean; body: string } {

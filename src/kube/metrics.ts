@@ -31,7 +31,13 @@ export function processRegistry(): Registry {
   return processMetrics;
 }
 
-/** What /metrics serves: the process's metrics and a component's own. */
-export function withProcessMetrics(registry: Registry): Registry {
-  return Registry.merge([processRegistry(), registry]);
+/**
+ * What /metrics serves: the process's metrics and a component's own, read together at each
+ * scrape (a component registers metrics as its terms create them).
+ */
+export function withProcessMetrics(registry: Registry): { readonly contentType: string; metrics(): Promise<string> } {
+  return {
+    contentType: registry.contentType,
+    metrics: () => Registry.merge([processRegistry(), registry]).metrics(),
+  };
 }
