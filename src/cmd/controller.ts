@@ -81,6 +81,7 @@ async function runTerm(options: TermOptions, signal: AbortSignal): Promise<void>
     ...(config.externalServices ? [createExternalServiceModule(deps('externalservice'), config.externalServices)] : []),
     ...[...CONTROLLER_MODULES, ...options.extraModules].map((factory) => factory(deps('module'), providers)),
   ];
+  events.yieldTo(() => modules.some((m) => m.busy?.() === true));
   // Every informer the modules and providers asked for exists now: start them together.
   informers.start(signal);
   void informers.waitForSync(signal).then((synced) => {

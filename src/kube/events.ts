@@ -131,6 +131,12 @@ export interface EventRecorderOptions {
  */
 export const DEFAULT_EVENT_QPS = 200;
 export const DEFAULT_EVENT_BURST = 500;
+/**
+ * While reconcile work is queued or running (see `yieldTo`), Events are written at most this
+ * often: they would compete with the status writes users wait for. What is left goes at the
+ * full rate once the work is done.
+ */
+export const BUSY_EVENT_QPS = 10;
 /** How long shutdown waits for unwritten Events. */
 const FLUSH_DEADLINE_MS = 5_000;
 
@@ -143,6 +149,8 @@ export class EventRecorder implements EventSink {
   private readonly idleWaiters: (() => void)[] = [];
   private readonly dropped: Counter<'cause'> | undefined;
   private readonly bucket: TokenBucket;
+  private readonly busyBucket = new TokenBucket(BUSY_EVENT_QPS, 1);
+  private busy: () => boolean = () => false;
   private readonly spam: ObjectSpamFilter;
 
   constructor(
@@ -193,6 +201,14 @@ export class EventRecorder implements EventSink {
     void this.drain();
   }
 
+  /**
+   * Events yield to the work `busy` reports (a controller's queue): while it is busy they
+   * trickle at BUSY_EVENT_QPS, so a cold start or a burst gets its addresses first.
+   */
+  yieldTo(busy: () => boolean): void {
+    this.busy = busy;
+  }
+
   /** Resolves once every recorded Event is written (or given up on), or after `deadlineMs`. */
   async flush(deadlineMs = FLUSH_DEADLINE_MS): Promise<void> {
     if (this.pending.size === 0 && !this.draining) return;
@@ -227,7 +243,7 @@ export class EventRecorder implements EventSink {
         const next = this.pending.entries().next();
         if (next.done) break;
         const [key, event] = next.value;
-        const wait = this.bucket.reserve(this.clock.now());
+        const wait = (this.busy() ? this.busyBucket : this.bucket).reserve(this.clock.now());
         if (wait > 0) await this.clock.sleep(wait);
         if (this.closed) break;
         // Taken only now, so repeats recorded during the wait are folded into this write.

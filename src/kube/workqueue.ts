@@ -182,6 +182,11 @@ export class WorkQueue {
     return this.queue.length - this.head;
   }
 
+  /** Whether keys wait to be handed out or are being processed (delayed keys do not count). */
+  busy(): boolean {
+    return this.len() > 0 || this.processing.size > 0;
+  }
+
   isShuttingDown(): boolean {
     return this.stopping;
   }

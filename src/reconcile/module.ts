@@ -29,4 +29,6 @@ export interface ControllerModule {
    * module asked for in its factory has been started; the module waits for their sync itself.
    */
   run(signal: AbortSignal): Promise<void>;
+  /** Whether reconcile work is queued or running now; Events yield to it (EventRecorder.yieldTo). */
+  busy?(): boolean;
 }

@@ -142,4 +142,21 @@ describe('EventRecorder', () => {
     expect(client.requests).toHaveLength(1000);
     expect(clock.pendingTimers).toBe(0);
   });
+
+  it('yields to reconcile work: a trickle while the queue is busy, the rest at full rate once it is idle', async () => {
+    const clock = new FakeClock();
+    const client = new RecordingClient();
+    const recorder = new EventRecorder(client, 'portico-test', { clock });
+    let busy = true;
+    recorder.yieldTo(() => busy);
+    for (let i = 0; i < 1000; i++) recorder.record({ ...web, name: `s${String(i)}`, uid: `u${String(i)}` }, 'Normal', 'EnsuredLoadBalancer', 'Ensured load balancer: 192.0.2.7');
+    await clock.advance(5_000);
+    // 10 a second while busy, so status writes keep the API server to themselves.
+    expect(client.requests.length).toBeGreaterThanOrEqual(45);
+    expect(client.requests.length).toBeLessThanOrEqual(55);
+    busy = false;
+    await clock.advance(5_000);
+    expect(client.requests).toHaveLength(1000);
+    expect(clock.pendingTimers).toBe(0);
+  });
 });

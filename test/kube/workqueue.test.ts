@@ -470,3 +470,18 @@ describe('WorkQueue metrics', () => {
     expect(() => new WorkQueue({ name: 'q', clock: new FakeClock(), registry })).toThrow(/different type/);
   });
 });
+
+describe('WorkQueue.busy', () => {
+  it('is busy while a key waits or is processed, and not for a key only scheduled for later', async () => {
+    const { q } = setup();
+    expect(q.busy()).toBe(false);
+    q.add('a');
+    expect(q.busy()).toBe(true);
+    const key = await take(q);
+    expect(q.busy()).toBe(true);
+    q.done(key);
+    expect(q.busy()).toBe(false);
+    q.addAfter('b', 60_000);
+    expect(q.busy()).toBe(false);
+  });
+});

@@ -100,7 +100,7 @@ export function createLoadBalancerModule(deps: ModuleDeps, settings: LoadBalance
     logger: deps.logger,
     registry: deps.registry,
   });
-  return { name: 'loadbalancer', controller, run: (signal) => controller.run(signal) };
+  return { name: 'loadbalancer', controller, run: (signal) => controller.run(signal), busy: () => controller.queue.busy() };
 }
 
 interface ConvergedEntry extends Converged {
