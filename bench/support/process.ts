@@ -1,12 +1,13 @@
 /**
  * `portico controller` as its own process, the way the Deployment runs it (the image runs
- * `node dist/src/cli.js`), and what /proc says about it: RSS and CPU time.
+ * `node <NODE_FLAGS> dist/src/cli.js`), and what /proc says about it: RSS and CPU time.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
+import { NODE_FLAGS } from '../../hack/image.js';
 
 /** Compiles src/ to dist/ (gitignored) once, as the image build does. */
 export function buildDist(root: string): void {
@@ -37,9 +38,9 @@ function installExitHook(): void {
   });
 }
 
-/** Spawns `node dist/src/cli.js controller <flags>`; its output goes to `logPath` (never parsed). */
+/** Spawns `node <the image's V8 flags> dist/src/cli.js controller <flags>`, as the image runs it; its output goes to `logPath` (never parsed). */
 export function spawnController(root: string, flags: readonly string[], logPath: string): ControllerProcess {
-  return spawnNode(root, [join(root, 'dist/src/cli.js'), 'controller', ...flags], logPath, false);
+  return spawnNode(root, [...NODE_FLAGS, join(root, 'dist/src/cli.js'), 'controller', ...flags], logPath, false);
 }
 
 const TERMS_PROCESS = 'dist/bench/terms-process.js';
@@ -53,7 +54,7 @@ export function spawnTermsProcess(root: string, flags: readonly string[], logPat
   const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
   mkdirSync(join(root, 'dist/bench'), { recursive: true });
   writeFileSync(join(root, TERMS_PROCESS), outputText);
-  return spawnNode(root, ['--expose-gc', join(root, TERMS_PROCESS), ...flags], logPath, true);
+  return spawnNode(root, [...NODE_FLAGS, '--expose-gc', join(root, TERMS_PROCESS), ...flags], logPath, true);
 }
 
 function spawnNode(root: string, args: readonly string[], logPath: string, pipeStdout: boolean): ControllerProcess {

@@ -94,3 +94,11 @@ describe.skipIf(imageUnavailable !== undefined)('the container image (npm run im
     expect(result.status).not.toBe(0);
   }, 120_000);
 });
+
+describe('the Dockerfile', () => {
+  it('runs Node with the same entrypoint and V8 flags as the image npm run image builds', () => {
+    const dockerfile = readFileSync(join(import.meta.dirname, '../../Dockerfile'), 'utf8');
+    const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1];
+    expect(entrypoint && (JSON.parse(entrypoint) as unknown)).toEqual([...IMAGE_ENTRYPOINT]);
+  });
+});
