@@ -1,5 +1,6 @@
 /** Prometheus helpers: each metric exists once per registry and is shared by all its users. */
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { MetricsSource } from './http-server.js';
 
 /** Returns the metric named `name` in `registry`, creating it on first use. */
 export function metric<T>(registry: Registry, name: string, type: abstract new (...args: never[]) => T, create: () => T): T {
@@ -35,7 +36,7 @@ export function processRegistry(): Registry {
  * What /metrics serves: the process's metrics and a component's own, read together at each
  * scrape (a component registers metrics as its terms create them).
  */
-export function withProcessMetrics(registry: Registry): { readonly contentType: string; metrics(): Promise<string> } {
+export function withProcessMetrics(registry: Registry): MetricsSource {
   return {
     contentType: registry.contentType,
     metrics: () => Registry.merge([processRegistry(), registry]).metrics(),
