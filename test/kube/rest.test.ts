@@ -6,9 +6,11 @@ import { KubeApiError, RestClient } from '../../src/kube/rest.js';
 let server: Server | undefined;
 
 afterEach(async () => {
-  server?.closeAllConnections();
-  await new Promise((resolve) => server?.close(resolve));
+  const running = server;
   server = undefined;
+  if (!running) return;
+  running.closeAllConnections();
+  await new Promise((resolve) => running.close(resolve));
 });
 
 async function clientFor(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<RestClient> {
@@ -41,5 +43,109 @@ describe('RestClient deadlines', () => {
     aborted.abort(new Error('leadership ended'));
     const error = await client.request('GET', '/api/v1/namespaces', { signal: aborted.signal }).catch((e: unknown) => e);
     expect((error as KubeApiError).reason).not.toBe('Timeout');
+  });
+});
+
+describe('RestClient answers', () => {
+  it('sends the query and the server URL path, and reports API errors with their reason and Retry-After', async () => {
+    const seen: string[] = [];
+    server = createServer((req, res) => {
+      seen.push(req.url ?? '');
+      res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '3' }).end('{"kind":"Status","reason":"TooManyRequests","message":"slow down"}');
+    });
+    await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const access = { server: `http://127.0.0.1:${String(port)}/prefix/`, tls: {}, headers: {} };
+    const client = new RestClient({ source: 'test', namespace: undefined, access: () => Promise.resolve(access) }, 'portico-test');
+    const error = await client.request('GET', '/api/v1/services', { query: { labelSelector: 'a in (b,c)', limit: 500, continue: undefined } }).catch((e: unknown) => e);
+    expect(seen).toEqual(['/prefix/api/v1/services?labelSelector=a+in+%28b%2Cc%29&limit=500']);
+    expect(error).toBeInstanceOf(KubeApiError);
+    expect(error).toMatchObject({ status: 429, reason: 'TooManyRequests', retryAfterMs: 3000, retryable: true });
+  });
+
+  it('reports an answer cut off mid-body, and a 2xx body that is not JSON, as retryable errors', async () => {
+    const client = await clientFor((req, res) => {
+      if (req.url?.startsWith('/cut')) {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+        res.write('{"kind":');
+        setTimeout(() => res.socket?.destroy(), 20);
+      } else res.writeHead(200, { 'content-type': 'application/json' }).end('<html>proxy error</html>');
+    });
+    const cut = await client.request('GET', '/cut').catch((e: unknown) => e);
+    expect(cut).toMatchObject({ reason: 'ConnectionFailed', retryable: true });
+    const html = await client.request('GET', '/html').catch((e: unknown) => e);
+    expect(html).toMatchObject({ reason: 'InvalidResponse', retryable: true });
+  });
+
+  it('reports a refused connection as ConnectionFailed', async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const address = probe.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    await new Promise((resolve) => probe.close(resolve));
+    const access = { server: `http://127.0.0.1:${String(port)}`, tls: {}, headers: {} };
+    const client = new RestClient({ source: 'test', namespace: undefined, access: () => Promise.resolve(access) }, 'portico-test');
+    expect(await client.request('GET', '/api').catch((e: unknown) => e)).toMatchObject({ reason: 'ConnectionFailed', retryable: true });
+  });
+});
+
+describe('RestClient watches', () => {
+  const event = (name: string): string => `${JSON.stringify({ type: 'ADDED', object: { metadata: { name } } })}\n`;
+
+  it('delivers events split anywhere across chunks, multi-byte characters included, and the last one without a newline', async () => {
+    const names = ['plain', 'naïve-ünïcödé', '名前', 'emoji-🚀'];
+    const bytes = Buffer.from(names.slice(0, -1).map(event).join('') + event(names.at(-1) ?? '').trimEnd());
+    const client = await clientFor((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      // One byte at a time: every boundary, including inside a UTF-8 sequence, is crossed.
+      let i = 0;
+      const timer = setInterval(() => {
+        if (i < bytes.length) res.write(bytes.subarray(i, ++i));
+        else {
+          clearInterval(timer);
+          res.end();
+        }
+      }, 0);
+    });
+    const seen: string[] = [];
+    await client.watch<{ metadata: { name: string } }>('/api/v1/services', {}, (e) => seen.push(e.object.metadata.name), new AbortController().signal);
+    expect(seen).toEqual(names);
+  });
+
+  it('resolves when aborted, rejects with WatchBroken when the stream breaks, and passes API errors through', async () => {
+    const client = await clientFor((req, res) => {
+      if (req.url?.startsWith('/forbidden')) {
+        res.writeHead(403, { 'content-type': 'application/json' }).end('{"kind":"Status","reason":"Forbidden","message":"no"}');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(event('first'));
+      if (req.url?.startsWith('/broken')) setTimeout(() => res.socket?.destroy(), 20);
+    });
+    const aborter = new AbortController();
+    const seen: string[] = [];
+    const open = client.watch<{ metadata: { name: string } }>('/open', {}, (e) => {
+      seen.push(e.object.metadata.name);
+      aborter.abort();
+    }, aborter.signal);
+    await expect(open).resolves.toBeUndefined();
+    expect(seen).toEqual(['first']);
+    await expect(client.watch('/broken', {}, () => undefined, new AbortController().signal)).rejects.toMatchObject({ reason: 'WatchBroken' });
+    await expect(client.watch('/forbidden', {}, () => undefined, new AbortController().signal)).rejects.toMatchObject({ status: 403, reason: 'Forbidden' });
+  });
+
+  it('stops a watch whose handler throws, with WatchBroken', async () => {
+    const client = await clientFor((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(event('a') + event('b'));
+    });
+    const seen: string[] = [];
+    const watching = client.watch<{ metadata: { name: string } }>('/w', {}, (e) => {
+      seen.push(e.object.metadata.name);
+      throw new Error('handler failed');
+    }, new AbortController().signal);
+    await expect(watching).rejects.toMatchObject({ reason: 'WatchBroken' });
+    expect(seen).toEqual(['a']);
   });
 });
