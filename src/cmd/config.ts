@@ -53,7 +53,7 @@ export const CONTROLLER_FLAGS = {
   'leader-elect-identity': { type: 'string', description: "this candidate's identity (default: $POD_NAME, else hostname-pid)" },
   'leader-elect-lease-duration': { type: 'string', default: '15s', description: 'how long standbys wait after the Lease last changed before taking it (whole seconds)' },
   'leader-elect-renew-deadline': { type: 'string', default: '10s', description: 'the leader stops at once if it has not renewed for this long' },
-  'leader-elect-retry-period': { type: 'string', default: '2s', description: 'between renewals and between attempts (plus jitter)' },
+  'leader-elect-retry-period': { type: 'string', default: '2s', description: 'between attempts to take the Lease (plus jitter) and between renewals after a failed one; a successful renewal waits half the renew deadline' },
   'metrics-addr': { type: 'string', default: ':8080', description: 'address for /metrics; 0 disables' },
   'health-addr': { type: 'string', default: ':8081', description: 'address for /healthz and /readyz; 0 disables' },
   'log-level': { type: 'string', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },

@@ -47,7 +47,9 @@ class Candidate {
   ) {
     this.elector = new LeaderElector(
       store,
-      { identity, namespace: NS, name: NAME, random: () => 0, ...options },
+      // Most tests here are about retries: renewing every retryPeriod makes their timelines plain.
+      // The default interval after a success has its own tests below.
+      { identity, namespace: NS, name: NAME, random: () => 0, renewIntervalMs: RETRY, ...options },
       clock,
       {
         onStartedLeading: (signal) => {
@@ -263,6 +265,36 @@ describe('LeaderElector: leading', () => {
     expect(ms(s.acquireTime)).toBe(ms(acquired.acquireTime));
     expect(c.elector.isLeader()).toBe(true);
     expect(c.signal.aborted).toBe(false);
+  });
+
+  it('by default renews every half renew deadline after a success, and every retryPeriod after a failure, losing at the same deadline', async () => {
+    const clock = new FakeClock();
+    const store = new FakeLeaseStore();
+    const t0 = clock.now();
+    const c = new Candidate('a', store, clock, [], { renewIntervalMs: undefined }).start();
+    await clock.advance(0);
+    const interval = DEADLINE / 2;
+    expect(c.elector.config.renewIntervalMs).toBe(interval);
+
+    await clock.advance(3 * interval);
+    expect(store.callsOf('replace').map((r) => ms(r.sent?.spec?.renewTime))).toEqual([1, 2, 3].map((i) => t0 + i * interval));
+    // Between renewals the leader may write: the write guard's margin holds for the whole interval.
+    await clock.advance(interval - 1);
+    expect(c.elector.holdsLease()).toBe(true);
+    await clock.advance(1);
+    const lastSuccess = t0 + 4 * interval;
+
+    store.failNext('any', new FakeApiError('etcd unavailable'), Infinity);
+    await clock.advance(interval + 2 * RETRY);
+    const failed = store.callsOf('replace').filter((r) => r.outcome === 'error');
+    expect(failed.map((r) => ms(r.sent?.spec?.renewTime))).toEqual([lastSuccess + interval, lastSuccess + interval + RETRY, lastSuccess + interval + 2 * RETRY]);
+    expect(c.elector.isLeader()).toBe(true);
+
+    await clock.advance(lastSuccess + DEADLINE - clock.now() - 1);
+    expect(c.elector.isLeader()).toBe(true);
+    await clock.advance(1);
+    expect(c.elector.isLeader()).toBe(false);
+    expect(c.outcome).toBe('lost');
   });
 
   it('loses leadership when renewals fail for renewDeadline after the last success', async () => {
@@ -698,7 +730,10 @@ describe('resolveLeaderElectionOptions', () => {
 
   it('fills client-go defaults', () => {
     const config = resolveLeaderElectionOptions(base);
-    expect(config).toMatchObject({ leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 });
+    expect(config).toMatchObject({ leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, renewIntervalMs: 5_000 });
+    // Never more often than the retry period, never as long as the renew deadline.
+    expect(resolveLeaderElectionOptions({ identity: 'a', namespace: NS, name: NAME, leaseDurationMs: 3_000, renewDeadlineMs: 2_500, retryPeriodMs: 2_000 }).renewIntervalMs).toBe(2_000);
+    expect(() => resolveLeaderElectionOptions({ identity: 'a', namespace: NS, name: NAME, renewIntervalMs: 10_000 })).toThrow(/renewIntervalMs/);
     expect(config.random).toBe(Math.random);
   });
 
