@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { systemClock, type Clock } from './clock.js';
+import { NotLeaderError } from './guarded-client.js';
 import { isKubeError, type KubeClient } from './rest.js';
 import { metric } from './metrics.js';
 import { TokenBucket } from './workqueue.js';
@@ -295,6 +296,15 @@ export class EventRecorder implements EventSink {
       });
       this.remember(key, { name, namespace, count: event.count, firstTimestamp: now, lastSeen: event.at });
     } catch (error) {
+      // Leadership has ended (a shutdown, or the Lease lost): nothing more may be written, so
+      // what waits is dropped at once — one line, not one warning per Event.
+      if (error instanceof NotLeaderError) {
+        const left = this.pending.size + 1;
+        this.drop('stopped', 1);
+        this.discard();
+        this.options.logger?.info({ dropped: left }, 'not leading any more: Events still waiting were not written');
+        return;
+      }
       // Expected, not an error: the namespace is being deleted along with the object.
       if (isKubeError(error, 403) && /being terminated/.test(error.message)) {
         this.options.logger?.debug({ reason: event.reason, object: `${namespace}/${event.object.name}` }, 'Event not written: its namespace is being deleted');

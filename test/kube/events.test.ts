@@ -2,6 +2,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_OBJECT_BURST, DEFAULT_OBJECT_REFILL_MS, EventRecorder, ObjectSpamFilter } from '../../src/kube/events.js';
 import { FakeClock, flushMicrotasks } from '../fakes/clock.js';
+import { GuardedClient } from '../../src/kube/guarded-client.js';
 import { RecordingClient } from '../fakes/recording-client.js';
 
 const web = { apiVersion: 'v1', kind: 'Service', namespace: 'shop', name: 'web', uid: 'u1' };
@@ -104,6 +105,30 @@ describe('EventRecorder', () => {
     recorder.record(web, 'Normal', 'E', 'E');
     await clock.advance(10_000);
     expect(client.requests).toHaveLength(written);
+  });
+
+  it('stops quietly when leadership has ended: what waits is dropped as stopped, with one log line, not a warning per Event', async () => {
+    const clock = new FakeClock();
+    const inner = new RecordingClient();
+    const registry = new Registry();
+    let leading = true;
+    const lines: { level: string; msg: string }[] = [];
+    const logger = {
+      debug: (_o: object, msg: string) => lines.push({ level: 'debug', msg }),
+      info: (_o: object, msg: string) => lines.push({ level: 'info', msg }),
+      warn: (_o: object, msg: string) => lines.push({ level: 'warn', msg }),
+    } as unknown as NonNullable<ConstructorParameters<typeof EventRecorder>[2]>['logger'];
+    const recorder = new EventRecorder(new GuardedClient(inner, () => leading), 'portico-test', { clock, qps: 1, burst: 1, registry, logger });
+    recorder.record(web, 'Normal', 'A', 'first');
+    await clock.advance(0);
+    expect(inner.requests).toHaveLength(1);
+    leading = false;
+    for (const reason of ['B', 'C', 'D', 'E']) recorder.record(web, 'Normal', reason, reason);
+    await clock.advance(10_000);
+    expect(inner.requests).toHaveLength(1);
+    expect(await dropped(registry)).toEqual({ stopped: 4 });
+    expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
+    expect(lines.filter((l) => l.msg.includes('not leading'))).toHaveLength(1);
   });
 
   it('drops an object\'s Events beyond its burst, counted, while other objects still get theirs', async () => {
