@@ -41,7 +41,9 @@
  *      silence (waited for until --quiet-timeout; "never quiet" is reported as null).
  *   3. rest: with those N Services, --rest seconds: restRssMb (VmRSS at the end; min and max
  *      of 1 s samples too), restCpuSPerMin ((utime + stime) over the window, per minute),
- *      restRequests (non-Lease) and restLeaseRequests.
+ *      restRequests (non-Lease) and restLeaseRequests. Then one more --rest window:
+ *      restCpuSteadySPerMin, the same CPU figure once V8's memory reducer (which runs once,
+ *      some 30-50 s after a burst ends) has had its turn — what an idle controller costs.
  * Running the cold start and the burst in two processes keeps each phase what a user sees:
  * a restart with pending work, and a running controller meeting a burst.
  *
@@ -264,6 +266,8 @@ interface Burst {
   seconds: number;
   quiet: Quiet;
   rest: Rest;
+  /** A second window right after the first: CPU once the after-burst one-offs are over. */
+  steadyCpuSPerMin: number;
   peakRssMb: number;
 }
 
@@ -295,7 +299,9 @@ async function burst(ctx: Context, index: number): Promise<Burst> {
     log(`${name}: ${quiet.seconds === null ? `never quiet within ${String(ctx.options.quietTimeoutMs / 1000)} s` : `quiet ${String(quiet.seconds)} s after the last address`} (${JSON.stringify(quiet.requests)}); ${String(ctx.options.restS)} s at rest ...`);
     const rest = await measureRest(ctx, proc);
     log(`${name}: at rest RSS ${String(rest.rssMb)} MB (min ${String(rest.rssMinMb)}, max ${String(rest.rssMaxMb)}), CPU ${String(rest.cpuSPerMin)} s/min, ${String(rest.requests)} requests + ${String(rest.leaseRequests)} Lease`);
-    return { seconds: round(seconds), quiet, rest, peakRssMb: mb(procMemory(proc.pid).hwmBytes) };
+    const steady = await measureRest(ctx, proc);
+    log(`${name}: the next ${String(ctx.options.restS)} s at rest: CPU ${String(steady.cpuSPerMin)} s/min, RSS ${String(steady.rssMb)} MB`);
+    return { seconds: round(seconds), quiet, rest, steadyCpuSPerMin: steady.cpuSPerMin, peakRssMb: mb(procMemory(proc.pid).hwmBytes) };
   } finally {
     clearTimeout(timer);
     completion?.stop();
@@ -322,6 +328,7 @@ interface Round {
   restRssMinMb: number;
   restRssMaxMb: number;
   restCpuSPerMin: number;
+  restCpuSteadySPerMin: number;
   restRequests: number;
   restLeaseRequests: number;
   restRequestKinds: Record<string, number>;
@@ -389,6 +396,7 @@ export async function run(args: string[]): Promise<void> {
         restRssMinMb: b.rest.rssMinMb,
         restRssMaxMb: b.rest.rssMaxMb,
         restCpuSPerMin: b.rest.cpuSPerMin,
+        restCpuSteadySPerMin: b.steadyCpuSPerMin,
         restRequests: b.rest.requests,
         restLeaseRequests: b.rest.leaseRequests,
         restRequestKinds: b.rest.requestKinds,
@@ -416,6 +424,7 @@ export async function run(args: string[]): Promise<void> {
       quietAfterBurstS: medianOrNull(rounds.map((r) => r.quietAfterBurstS)),
       restRssMb: m((r) => r.restRssMb),
       restCpuSPerMin: m((r) => r.restCpuSPerMin),
+      restCpuSteadySPerMin: m((r) => r.restCpuSteadySPerMin),
       restRequests: m((r) => r.restRequests),
       restLeaseRequests: m((r) => r.restLeaseRequests),
       coldStartS: m((r) => r.coldStartS),
@@ -461,7 +470,7 @@ export async function run(args: string[]): Promise<void> {
     await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
 
     const rows = [
-      ['round', 'order', 'cold s', 'floor s', 'coldStartRatio', 'burstS', 'quietAfterBurstS', 'restRssMb (min-max)', 'restCpuSPerMin', 'restRequests', 'restLeaseRequests'],
+      ['round', 'order', 'cold s', 'floor s', 'coldStartRatio', 'burstS', 'quietAfterBurstS', 'restRssMb (min-max)', 'restCpuSPerMin', 'steady', 'restRequests', 'restLeaseRequests'],
       ...rounds.map((r) => [
         String(r.round),
         r.order,
@@ -472,10 +481,11 @@ export async function run(args: string[]): Promise<void> {
         fmt(r.quietAfterBurstS, 1),
         `${r.restRssMb.toFixed(0)} (${r.restRssMinMb.toFixed(0)}-${r.restRssMaxMb.toFixed(0)})`,
         r.restCpuSPerMin.toFixed(3),
+        r.restCpuSteadySPerMin.toFixed(3),
         String(r.restRequests),
         String(r.restLeaseRequests),
       ]),
-      ['median', '', result.coldStartS.toFixed(2), result.floorS.toFixed(2), result.coldStartRatio.toFixed(2), result.burstS.toFixed(2), fmt(result.quietAfterBurstS, 1), result.restRssMb.toFixed(0), result.restCpuSPerMin.toFixed(3), String(result.restRequests), String(result.restLeaseRequests)],
+      ['median', '', result.coldStartS.toFixed(2), result.floorS.toFixed(2), result.coldStartRatio.toFixed(2), result.burstS.toFixed(2), fmt(result.quietAfterBurstS, 1), result.restRssMb.toFixed(0), result.restCpuSPerMin.toFixed(3), result.restCpuSteadySPerMin.toFixed(3), String(result.restRequests), String(result.restLeaseRequests)],
       ['target', '', '', '', '<= 1.25', '', '<= 15', '<= 80', '<= 0.05', '0', ''],
     ];
     process.stdout.write(`\nfootprint: ${String(options.services)} Services, controller as its own process (${cp.version})\n${table(rows)}\n`);
