@@ -96,6 +96,7 @@ const DEFAULT_TIMEOUT_MS = 30_000;
  */
 export class RestClient implements KubeClient {
   private connection: Connection | undefined;
+  private closed = false;
 
   constructor(
     private readonly kubeConfig: KubeConfig,
@@ -105,16 +106,25 @@ export class RestClient implements KubeClient {
 
   /**
    * Closes the pool's keep-alive sockets (they would stay open until the server's idle
-   * timeout); a request after this opens new ones. For processes that build clients again.
+   * timeout) and ends the client: a late call from a stopped component (a debounced status
+   * write, a retry) fails at once instead of opening a new pool nobody closes.
    */
   close(): void {
+    this.closed = true;
     this.connection?.agent?.destroy();
     this.connection = undefined;
   }
 
+  private assertOpen(): void {
+    if (this.closed) throw new KubeApiError(0, 'ClientClosed', 'the REST client was closed (the controller is stopping)');
+  }
+
   private async connect(): Promise<Connection> {
+    this.assertOpen();
     if (this.connection && this.connection.expires > Date.now()) return this.connection;
     const { server, tls, headers } = await this.kubeConfig.access();
+    // Closed while credentials were being read (an exec plugin can take seconds).
+    this.assertOpen();
     const base = new URL(server);
     const previous = this.connection;
     // Credentials are re-read for rotated tokens (a header); the pool is rebuilt only when the

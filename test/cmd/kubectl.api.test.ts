@@ -55,7 +55,8 @@ describe.skipIf(!run)('kubectl, as a user runs it', () => {
     const pools = await k('get', 'addresspools', poolName);
     expect(pools).toMatch(/ADDRESSES[\s\S]*AUTO[\s\S]*READY/);
     expect(pools).toContain(poolName);
-    const explained = await k('explain', 'addresspools.spec.autoAssign');
+    // The API server publishes a new CRD's schema to OpenAPI a moment after the CRD is served.
+    const explained = await eventually(() => k('explain', 'addresspools.spec.autoAssign').catch(() => undefined), 'the AddressPool schema in OpenAPI (kubectl explain)');
     // kubectl explain prints descriptions, not schema defaults: each defaulted field says its default.
     expect(explained).toContain('Default: true.');
   });

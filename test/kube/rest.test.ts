@@ -78,6 +78,19 @@ describe('RestClient answers', () => {
     expect(html).toMatchObject({ reason: 'InvalidResponse', retryable: true });
   });
 
+  it('after close, refuses calls at once without opening a connection (a stopped controller leaves none behind)', async () => {
+    let requests = 0;
+    const client = await clientFor((_req, res) => {
+      requests++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    await client.request('GET', '/api');
+    client.close();
+    await expect(client.request('GET', '/api')).rejects.toMatchObject({ reason: 'ClientClosed' });
+    await expect(client.watch('/api/v1/services', {}, () => undefined, new AbortController().signal)).rejects.toMatchObject({ reason: 'ClientClosed' });
+    expect(requests).toBe(1);
+  });
+
   it('reports a refused connection as ConnectionFailed', async () => {
     const probe = createServer();
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
