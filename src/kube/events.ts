@@ -296,13 +296,14 @@ export class EventRecorder implements EventSink {
       });
       this.remember(key, { name, namespace, count: event.count, firstTimestamp: now, lastSeen: event.at });
     } catch (error) {
-      // Leadership has ended (a shutdown, or the Lease lost): nothing more may be written, so
-      // what waits is dropped at once — one line, not one warning per Event.
+      // Not leading (a shutdown, the Lease lost, or not renewed with margin for a moment): what
+      // waits would be refused too, so it is dropped at once — one line, not a warning per Event.
+      // The recorder stays open: after a renewal hiccup, later Events are written again.
       if (error instanceof NotLeaderError) {
         const left = this.pending.size + 1;
-        this.drop('stopped', 1);
-        this.discard();
-        this.options.logger?.info({ dropped: left }, 'not leading any more: Events still waiting were not written');
+        this.drop('stopped', left);
+        this.pending.clear();
+        this.options.logger?.info({ dropped: left }, 'not leading: Events waiting were not written');
         return;
       }
       // Expected, not an error: the namespace is being deleted along with the object.

@@ -107,7 +107,7 @@ describe('EventRecorder', () => {
     expect(client.requests).toHaveLength(written);
   });
 
-  it('stops quietly when leadership has ended: what waits is dropped as stopped, with one log line, not a warning per Event', async () => {
+  it('drops what waits, quietly, when writes are refused for not leading: counted as stopped, one log line, not a warning per Event', async () => {
     const clock = new FakeClock();
     const inner = new RecordingClient();
     const registry = new Registry();
@@ -129,6 +129,11 @@ describe('EventRecorder', () => {
     expect(await dropped(registry)).toEqual({ stopped: 4 });
     expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
     expect(lines.filter((l) => l.msg.includes('not leading'))).toHaveLength(1);
+    // A renewal hiccup, not the end of the term: once writes are allowed again, Events flow again.
+    leading = true;
+    recorder.record(web, 'Normal', 'F', 'after the hiccup');
+    await clock.advance(10_000);
+    expect(inner.requests).toHaveLength(2);
   });
 
   it('drops an object\'s Events beyond its burst, counted, while other objects still get theirs', async () => {
