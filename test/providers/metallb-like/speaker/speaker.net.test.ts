@@ -14,6 +14,7 @@ import { ANNOUNCED_CONDITION } from '../../../../src/providers/metallb-like/spea
 import {
   arpingMacs,
   createLan,
+  flushNeighbours,
   netUnavailableReason,
   neighbourMac,
   resolveFromClient,
@@ -232,11 +233,19 @@ describe.skipIf(reason !== undefined)('portico speaker on a LAN of network names
       lan.cutApi(winner, false);
     }
     await eventually(async () => ((await neighbourMac(lan, ip)) === node(winner).mac ? true : undefined), `${ip} to return to ${winner} with the API back`, 30_000, 100);
+    // The hand-back overlaps for a moment while the runner-up's watch catches up (docs/speaker.md,
+    // "Why two nodes cannot answer"); it must end: only the winner answers.
+    await eventually(async () => {
+      const macs = await arpingMacs(lan, ip, 2);
+      return macs.length === 1 && macs[0] === node(winner).mac ? true : undefined;
+    }, `only ${winner} to answer for ${ip} after the hand-back`, 15_000);
   });
 
   it('SIGTERM releases the addresses and the Lease at once', async () => {
     const ip = '192.0.2.200';
     const [winner = '', runnerUp = ''] = rankNodes(ip, allNodes());
+    // A runner-up's last gratuitous ARP from the hand-back above may still be in the client's cache.
+    await flushNeighbours(lan);
     await resolveFromClient(lan, ip);
     expect(await neighbourMac(lan, ip)).toBe(node(winner).mac);
     const speaker = speakers.get(winner);
