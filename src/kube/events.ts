@@ -105,12 +105,13 @@ interface Pending {
   count: number;
 }
 
-function objectKey(object: ObjectReference): string {
+/** Which object an Event is about: its uid, or its full reference when it has none. */
+function referenceKey(object: ObjectReference): string {
   return object.uid ?? `${object.apiVersion}/${object.kind}/${object.namespace ?? ''}/${object.name}`;
 }
 
 function eventKey(event: Omit<Pending, 'count' | 'at'>): string {
-  return [objectKey(event.object), event.type, event.reason, event.message].join('\u0000');
+  return [referenceKey(event.object), event.type, event.reason, event.message].join('\u0000');
 }
 
 export interface EventRecorderOptions {
@@ -161,7 +162,7 @@ export class EventRecorder implements EventSink {
   ) {
     const registry = options.registry;
     this.dropped = registry
-      ? metric(registry, 'portico_events_dropped_total', Counter<'cause'>, () => new Counter({ name: 'portico_events_dropped_total', help: 'Events not written, by cause: rateLimited (per-object spam filter), queueFull, writeFailed, stopped (leadership ended)', labelNames: ['cause'], registers: [registry] }))
+      ? metric(registry, 'portico_events_dropped_total', Counter<'cause'>, () => new Counter({ name: 'portico_events_dropped_total', help: 'Events not written, by cause: rateLimited (per-object spam filter), queueFull, writeFailed, stopped (not leading)', labelNames: ['cause'], registers: [registry] }))
       : undefined;
     this.bucket = new TokenBucket(options.qps ?? DEFAULT_EVENT_QPS, options.burst ?? DEFAULT_EVENT_BURST);
     this.spam = new ObjectSpamFilter(options.objectBurst ?? DEFAULT_OBJECT_BURST, options.objectRefillMs ?? DEFAULT_OBJECT_REFILL_MS);
@@ -194,7 +195,7 @@ export class EventRecorder implements EventSink {
       this.drop('queueFull');
       return;
     }
-    if (!this.spam.allow(objectKey(object), now)) {
+    if (!this.spam.allow(referenceKey(object), now)) {
       this.drop('rateLimited');
       return;
     }

@@ -289,7 +289,7 @@ function queryString(query: RequestParams['query']): string {
 }
 
 /** Splits a byte stream into newline-terminated lines (UTF-8 safe across chunk boundaries). */
-export class LineSplitter {
+class LineSplitter {
   private readonly decoder = new StringDecoder('utf8');
   private pending = '';
 

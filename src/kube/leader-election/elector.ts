@@ -130,7 +130,7 @@ export function resolveLeaderElectionOptions(options: LeaderElectionOptions): Le
 }
 
 /** Half the renew deadline, but never more often than the retry period. */
-export function defaultRenewInterval(renewDeadlineMs: number, retryPeriodMs: number): number {
+function defaultRenewInterval(renewDeadlineMs: number, retryPeriodMs: number): number {
   return Math.max(retryPeriodMs, Math.floor(renewDeadlineMs / 2));
 }
 
