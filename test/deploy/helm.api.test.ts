@@ -24,6 +24,8 @@ interface PolicyRule {
 }
 type Rbac = Manifest & { rules?: PolicyRule[]; subjects?: { kind: string; name: string; namespace?: string }[]; roleRef?: { kind: string; name: string } };
 type Deployment = Manifest & { spec: { replicas: number; template: { spec: { serviceAccountName: string; containers: { image: string; args: string[]; resources: unknown }[] } } } };
+type PodSpec = Record<string, unknown> & { serviceAccountName: string; nodeSelector?: Record<string, string>; containers: (Record<string, unknown> & { args: string[]; ports: { name: string; containerPort: number }[] })[] };
+type DaemonSet = Manifest & { spec: { template: { spec: PodSpec } } };
 
 function helmRun(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const result = spawnSync(helm, args, { encoding: 'utf8', env: { ...process.env, HELM_CACHE_HOME: `${repoRoot}.cache/helm-home/cache`, HELM_CONFIG_HOME: `${repoRoot}.cache/helm-home/config`, HELM_DATA_HOME: `${repoRoot}.cache/helm-home/data` } });
@@ -47,6 +49,9 @@ async function dryRunApply(manifests: Manifest[]): Promise<void> {
 }
 
 const byKind = (manifests: Manifest[], kind: string): Manifest[] => manifests.filter((m) => m.kind === kind);
+/** The chart's objects of one component (controller or speaker), by their component label. */
+const ofComponent = (manifests: Manifest[], component: string): Manifest[] =>
+  manifests.filter((m) => (m.metadata as { labels?: Record<string, string> }).labels?.['app.kubernetes.io/component'] === component);
 const rulesOf = (manifests: Manifest[], kind: string): PolicyRule[] => byKind(manifests, kind).flatMap((m) => (m as Rbac).rules ?? []);
 function only(manifests: Manifest[], kind: string): Manifest {
   const found = byKind(manifests, kind);
@@ -74,7 +79,7 @@ describe('the Helm chart', () => {
 
   it('renders with its defaults into objects the API server accepts (server-side dry run)', async () => {
     const manifests = render('--include-crds');
-    expect(manifests.map((m) => m.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'CustomResourceDefinition', 'Deployment', 'Role', 'RoleBinding', 'ServiceAccount']);
+    expect(manifests.map((m) => m.kind).sort()).toEqual(['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'CustomResourceDefinition', 'CustomResourceDefinition', 'DaemonSet', 'Deployment', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'ServiceAccount', 'ServiceAccount']);
     await dryRunApply(manifests);
     const deployment = (only(manifests, 'Deployment') as Deployment);
     expect(deployment.spec.replicas).toBe(2);
@@ -104,10 +109,38 @@ describe('the Helm chart', () => {
     expect(rulesOf(manifests, 'Role').find((r) => r.resourceNames)?.resourceNames).toEqual(['portico-b']);
   });
 
+  it('runs the speaker DaemonSet with portico.dev/l2, from the speaker values', async () => {
+    const manifests = render(
+      '--set', 'speaker.logLevel=debug',
+      '--set', 'speaker.metricsPort=9472',
+      '--set', 'speaker.probePort=9947',
+      '--set', 'speaker.nodeSelector.portico\\.dev/announce=yes',
+      '--set', 'speaker.resources.limits.memory=300Mi',
+      '--set', 'image.tag=dev',
+    );
+    await dryRunApply(manifests);
+    const pod = (only(manifests, 'DaemonSet') as DaemonSet).spec.template.spec;
+    const [container] = pod.containers;
+    expect(pod.serviceAccountName).toBe('portico-speaker');
+    expect(pod.nodeSelector).toEqual({ 'portico.dev/announce': 'yes' });
+    expect(container?.image).toBe('localhost/portico:dev');
+    expect(container?.args).toEqual(['speaker', '--log-level=debug', '--metrics-addr=:9472', '--probe-port=9947']);
+    expect(container?.ports.map((p) => [p.name, p.containerPort])).toEqual([['metrics', 9472], ['probes', 9947]]);
+    expect(container?.resources).toMatchObject({ limits: { memory: '300Mi' } });
+  });
+
+  it('renders no speaker without portico.dev/l2, or with speaker.enabled=false', () => {
+    for (const args of [['--set', 'providers={portico.dev/aws-nlb}', '--set', 'defaultClass='], ['--set', 'speaker.enabled=false']]) {
+      const manifests = render(...args);
+      expect(ofComponent(manifests, 'speaker'), args.join(' ')).toEqual([]);
+      only(manifests, 'Deployment');
+    }
+  });
+
   it('runs one replica without leader election, and refuses two without it', async () => {
     const single = render('--set', 'replicas=1', '--set', 'leaderElection.enabled=false');
     await dryRunApply(single);
-    expect(byKind(single, 'Role')).toEqual([]);
+    expect(byKind(ofComponent(single, 'controller'), 'Role')).toEqual([]);
     expect((only(single, 'Deployment') as Deployment).spec.template.spec.containers[0]?.args).not.toContain('--leader-elect');
     expect(() => render('--set', 'leaderElection.enabled=false')).toThrow(/needs leaderElection.enabled/);
   });
@@ -134,19 +167,22 @@ describe('the Helm chart', () => {
 });
 
 describe('chart and kustomize set (deploy/)', () => {
-  it('grant the same RBAC, bound to the controller’s ServiceAccount', async () => {
+  it('grant the same RBAC, each component bound to its own ServiceAccount', async () => {
     const kustomization = parseManifests(await readFile(new URL('../../deploy/kustomization.yaml', import.meta.url), 'utf8'))[0] as unknown;
     // Plain resources, no patches or generators: the kustomize output is the listed files as they are.
     expect(Object.keys(kustomization as object).sort()).toEqual(['apiVersion', 'kind', 'resources']);
-    const kustomize = parseManifests(await readFile(new URL('../../deploy/rbac.yaml', import.meta.url), 'utf8'));
     const chart = render();
-    for (const kind of ['ClusterRole', 'Role']) expect(rulesOf(chart, kind), kind).toEqual(rulesOf(kustomize, kind));
-    const account = only(chart, 'ServiceAccount').metadata.name;
-    for (const binding of [...byKind(chart, 'ClusterRoleBinding'), ...byKind(chart, 'RoleBinding')] as Rbac[]) {
-      expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: account, namespace: ns.name }]);
+    for (const [component, file, workload] of [['controller', 'rbac.yaml', 'Deployment'], ['speaker', 'speaker.yaml', 'DaemonSet']] as const) {
+      const kustomize = parseManifests(await readFile(new URL(`../../deploy/${file}`, import.meta.url), 'utf8'));
+      const mine = ofComponent(chart, component);
+      for (const kind of ['ClusterRole', 'Role']) expect(rulesOf(mine, kind), `${component} ${kind}`).toEqual(rulesOf(kustomize, kind));
+      const account = only(mine, 'ServiceAccount').metadata.name;
+      for (const binding of [...byKind(mine, 'ClusterRoleBinding'), ...byKind(mine, 'RoleBinding')] as Rbac[]) {
+        expect(binding.subjects, `${component} ${binding.kind}`).toEqual([{ kind: 'ServiceAccount', name: account, namespace: ns.name }]);
+      }
+      expect((only(mine, workload) as Deployment).spec.template.spec.serviceAccountName).toBe(account);
     }
-    const deployment = (only(chart, 'Deployment') as Deployment);
-    expect(deployment.spec.template.spec.serviceAccountName).toBe(account);
+    expect(ofComponent(chart, 'controller').length + ofComponent(chart, 'speaker').length, 'every object belongs to one component').toBe(chart.length);
   });
 
   it('run the controller the same way: image, flags, probes, ports, resources, security context', async () => {
@@ -160,5 +196,14 @@ describe('chart and kustomize set (deploy/)', () => {
     // Every kustomize flag is in the chart's (the Lease namespace is the release namespace there).
     const chartArgs = (c.args as string[]).map((a) => a.replace(`=${ns.name}`, '=portico-system'));
     expect(chartArgs).toEqual(expect.arrayContaining(k.args as string[]));
+  });
+
+  it('run the speaker the same way: host network, tolerations, image, env, probes, ports, resources, security context', async () => {
+    const kustomize = (parseManifests(await readFile(new URL('../../deploy/speaker.yaml', import.meta.url), 'utf8')).find((m) => m.kind === 'DaemonSet') as DaemonSet).spec.template.spec;
+    const chart = (only(render(), 'DaemonSet') as DaemonSet).spec.template.spec;
+    for (const field of ['hostNetwork', 'dnsPolicy', 'terminationGracePeriodSeconds', 'tolerations', 'securityContext']) expect(chart[field], field).toEqual(kustomize[field]);
+    const [k, c] = [kustomize.containers[0], chart.containers[0]];
+    for (const field of ['image', 'imagePullPolicy', 'ports', 'livenessProbe', 'readinessProbe', 'resources', 'securityContext', 'env']) expect(c?.[field], field).toEqual(k?.[field]);
+    expect(c?.args).toEqual(expect.arrayContaining(k?.args ?? ['missing']));
   });
 });
