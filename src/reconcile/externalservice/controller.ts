@@ -12,7 +12,7 @@ import { EXTERNAL_SERVICE_KIND, type ExternalAddressStatus, type ExternalService
 import { API_GROUP_VERSION, type Condition, type DeepReadonly, type SpecProblem } from '../../api/types.js';
 import { formatIP, parseCIDR, type CIDR } from '../../ipam/ip.js';
 import type { Clock } from '../../kube/clock.js';
-import { boundedList, boundedMessage, setCondition, type ConditionInput } from '../../kube/conditions.js';
+import { boundedList, boundedMessage, findCondition, removeCondition, setCondition, type ConditionInput } from '../../kube/conditions.js';
 import type { EventSink, EventType } from '../../kube/events.js';
 import { objectKey, type Cache, type KubeObject } from '../../kube/informer.js';
 import { metric } from '../../kube/metrics.js';
@@ -45,6 +45,10 @@ const STATUS_WORKERS = 2;
 const MIRROR_WAIT_MS = 250;
 /** A conflict or AlreadyExists means our cache is behind: look again shortly. */
 const CACHE_BEHIND_MS = 500;
+/** The condition an annotated Service carries: whether its `portico.dev/external-endpoints` are published. */
+export const EXTERNAL_ENDPOINTS_CONDITION = 'ExternalEndpointsPublished';
+/** Status-queue keys of annotated Services (a key has no ':'): their condition, not an ExternalService's status. */
+const SERVICE_STATUS_PREFIX = 'service:';
 
 export interface ExternalServiceSettings {
   /** Flags: the cluster's Service/Pod CIDRs, deny and allow lists (ServiceCIDR objects are added live). */
@@ -152,6 +156,8 @@ export class ExternalServiceController {
   readonly queue: WorkQueue;
   readonly statusQueue: WorkQueue;
   private readonly pendingStatus = new Map<string, { uid: string | undefined; generation: number | undefined; conditions: ConditionInput[]; fields: Record<string, unknown> }>();
+  /** Per annotated Service: its condition to write, or null to remove ours. */
+  private readonly pendingServiceConditions = new Map<string, { uid: string | undefined; generation: number | undefined; condition: ConditionInput | null }>();
   readonly health: HealthMonitor;
   private readonly resolver: HostResolver;
   private readonly metrics: Metrics;
@@ -224,7 +230,7 @@ export class ExternalServiceController {
     );
     await Promise.all([
       this.queue.run(o.workers ?? DEFAULT_WORKERS, (key, s) => this.reconcileKey(key, s), signal),
-      this.statusQueue.run(STATUS_WORKERS, (key, s) => this.writeStatus(key, s), signal),
+      this.statusQueue.run(STATUS_WORKERS, (key, s) => (key.startsWith(SERVICE_STATUS_PREFIX) ? this.writeServiceCondition(key.slice(SERVICE_STATUS_PREFIX.length), s) : this.writeStatus(key, s)), signal),
     ]);
     this.health.stop();
   }
@@ -299,6 +305,8 @@ export class ExternalServiceController {
     else if (!es && service && isAnnotated(service) && !service.metadata?.deletionTimestamp) source = { kind: 'annotation', service };
     else return this.release(key, namespace, name, service, signal);
 
+    // An ExternalService took over an annotated Service: the annotation's condition no longer applies.
+    if (source.kind === 'externalService' && service) this.queueServiceCondition(service, null);
     const desired = source.kind === 'externalService' ? desiredFromExternalService(source.es) : desiredFromAnnotatedService(source.service);
     if ('problems' in desired) return this.reject(key, source, desired.problems, []);
     const { state } = desired;
@@ -403,6 +411,16 @@ export class ExternalServiceController {
         refusals.length > 0 ? { type: 'Rejected', status: 'True', reason: refusals[0]?.reason ?? 'AddressRefused', message: describeRefusals(refusals) } : { type: 'Rejected', status: 'False', reason: 'Accepted', message: 'spec accepted' },
       ];
       this.queueStatus(source.es, conditions, { endpoints: `${String(ready)}/${String(endpoints.length)}`, readyEndpoints: ready, totalEndpoints: endpoints.length, addresses });
+    } else {
+      const notes = [...dnsNotes, ...refusals.map((r) => `${r.field}: ${r.address} refused (${r.reason})`)];
+      const count = `${String(endpoints.length)} endpoint${endpoints.length === 1 ? '' : 's'} published`;
+      const message = boundedMessage(notes.length > 0 ? `${count}; ${boundedList(notes)}` : count);
+      this.queueServiceCondition(
+        source.service,
+        endpoints.length > 0
+          ? { type: EXTERNAL_ENDPOINTS_CONDITION, status: 'True', reason: 'Published', message }
+          : { type: EXTERNAL_ENDPOINTS_CONDITION, status: 'False', reason: refusals.length > 0 ? 'AddressRefused' : dnsNotes.length > 0 ? 'ResolutionFailed' : 'NoEndpoints', message },
+      );
     }
     return refreshInMs !== undefined ? requeueAfter(Math.max(100, refreshInMs)) : done();
   }
@@ -458,6 +476,52 @@ export class ExternalServiceController {
     this.statusQueue.add(key);
   }
 
+  /**
+   * Queues the condition of an annotated Service (null: remove ours) when it differs from what
+   * the Service carries; a steady state queues nothing.
+   */
+  private queueServiceCondition(service: DeepReadonly<V1Service>, condition: ConditionInput | null): void {
+    const have = findCondition(service.status?.conditions as readonly Condition[] | undefined, EXTERNAL_ENDPOINTS_CONDITION);
+    const generation = service.metadata?.generation;
+    const same = condition === null ? have === undefined : have?.status === condition.status && have.reason === condition.reason && have.message === condition.message && have.observedGeneration === generation;
+    const key = objectKey(service);
+    if (same) {
+      this.pendingServiceConditions.delete(key);
+      return;
+    }
+    this.pendingServiceConditions.set(key, { uid: service.metadata?.uid, generation, condition });
+    this.statusQueue.add(SERVICE_STATUS_PREFIX + key);
+  }
+
+  private async writeServiceCondition(key: string, signal: AbortSignal): Promise<Outcome> {
+    const pending = this.pendingServiceConditions.get(key);
+    this.pendingServiceConditions.delete(key);
+    const service = this.options.services.get(key);
+    const meta = service?.metadata;
+    if (!pending || !service || !meta || meta.uid !== pending.uid || meta.deletionTimestamp) return done();
+    const now = new Date(this.options.clock.now());
+    const { condition } = pending;
+    try {
+      // A merge patch of the whole list, with the resourceVersion it was computed from: the
+      // LoadBalancer controller and the speaker write their own conditions on the same list.
+      await patchStatus(
+        this.options.client,
+        `/api/v1/namespaces/${meta.namespace ?? 'default'}/services/${meta.name ?? ''}`,
+        service as V1Service & { status?: Record<string, unknown> },
+        (o) => {
+          const list = o.status?.conditions as Condition[] | undefined;
+          return { conditions: condition === null ? removeCondition(list, EXTERNAL_ENDPOINTS_CONDITION) : setCondition(list, condition, now, pending.generation) };
+        },
+        signal,
+      );
+    } catch (error) {
+      if (isKubeError(error, 404) || signal.aborted) return done();
+      if (!this.pendingServiceConditions.has(key)) this.pendingServiceConditions.set(key, pending);
+      return retry(error);
+    }
+    return done();
+  }
+
   private async writeStatus(key: string, signal: AbortSignal): Promise<Outcome> {
     const pending = this.pendingStatus.get(key);
     this.pendingStatus.delete(key);
@@ -498,7 +562,10 @@ export class ExternalServiceController {
       ], {});
       if (before?.status !== 'True' || before.message !== message) this.event(source, 'Warning', 'Rejected', message);
     } else {
-      this.event(source, 'Warning', 'Rejected', message);
+      const before = findCondition(source.service.status?.conditions as readonly Condition[] | undefined, EXTERNAL_ENDPOINTS_CONDITION);
+      this.queueServiceCondition(source.service, { type: EXTERNAL_ENDPOINTS_CONDITION, status: 'False', reason, message });
+      // Warn once per change, as for an ExternalService: our own status write re-queues the Service.
+      if (before?.status !== 'False' || before.message !== message) this.event(source, 'Warning', 'Rejected', message);
     }
     this.options.logger.warn({ key, reason, message }, 'ExternalService rejected');
     return terminal(new Error(message));
@@ -511,6 +578,7 @@ export class ExternalServiceController {
    */
   private async release(key: string, namespace: string, name: string, service: DeepReadonly<V1Service> | undefined, signal: AbortSignal): Promise<Outcome> {
     this.forget(key);
+    if (service && !service.metadata?.deletionTimestamp) this.queueServiceCondition(service, null);
     const uid = service?.metadata?.uid;
     if (!uid) return done();
     const owner: V1OwnerReference = { apiVersion: 'v1', kind: 'Service', name, uid, controller: true };

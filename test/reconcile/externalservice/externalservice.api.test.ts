@@ -288,12 +288,41 @@ describe('ExternalService', () => {
     expect(byAddress.get('198.51.100.31')).toBe(5432);
     const endpoints = await client.request<V1Endpoints>('GET', `/api/v1/namespaces/${ns.name}/endpoints/legacy`);
     expect(endpointsAddresses(endpoints)).toEqual(sliceAddresses(slices));
-    await client.request('PATCH', `/api/v1/namespaces/${ns.name}/services/legacy`, { body: { metadata: { annotations: { 'portico.dev/external-endpoints': null } } }, patchType: 'merge' });
+    const servicePath = `/api/v1/namespaces/${ns.name}/services/legacy`;
+    const published = (service: V1Service): Condition | undefined => (service.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'ExternalEndpointsPublished');
+    const accepted = await eventually(async () => {
+      const c = published(await client.request<V1Service>('GET', servicePath));
+      return c?.status === 'True' ? c : undefined;
+    }, 'ExternalEndpointsPublished=True on the Service');
+    expect(accepted).toMatchObject({ reason: 'Published', message: '3 endpoints published' });
+
+    // A malformed annotation: a condition naming the field, one Warning, the last good endpoints kept.
+    await client.request('PATCH', servicePath, { body: { metadata: { annotations: { 'portico.dev/external-endpoints': '198.51.100.30:5433,not a host!' } } }, patchType: 'merge' });
+    const rejected = await eventually(async () => {
+      const c = published(await client.request<V1Service>('GET', servicePath));
+      return c?.status === 'False' ? c : undefined;
+    }, 'ExternalEndpointsPublished=False on the Service');
+    expect(rejected.reason).toBe('InvalidSpec');
+    expect(rejected.message).toContain('metadata.annotations[portico.dev/external-endpoints]');
+    expect(rejected.message).toContain('not a host!');
+    // Another change to the Service reconciles it again: still one Warning, not one per reconcile.
+    await client.request('PATCH', servicePath, { body: { metadata: { labels: { touched: 'yes' } } }, patchType: 'merge' });
+    await eventually(async () => {
+      const list = await client.request<{ items: { reason: string; type: string; count?: number; series?: { count: number }; involvedObject: { name: string } }[] }>('GET', `/api/v1/namespaces/${ns.name}/events`);
+      const warnings = list.items.filter((e) => e.involvedObject.name === 'legacy' && e.reason === 'Rejected');
+      return warnings.length === 1 ? warnings : undefined;
+    }, 'one Rejected Warning on the Service');
+    const warnings = (await client.request<{ items: { reason: string; count?: number; involvedObject: { name: string } }[] }>('GET', `/api/v1/namespaces/${ns.name}/events`)).items.filter((e) => e.involvedObject.name === 'legacy' && e.reason === 'Rejected');
+    expect(warnings.map((e) => e.count ?? 1)).toEqual([1]);
+    expect([...sliceAddresses(await slicesOf(ns.name, 'legacy')).keys()].sort()).toEqual(['198.51.100.30', '198.51.100.31', '2001:db8::31']);
+
+    await client.request('PATCH', servicePath, { body: { metadata: { annotations: { 'portico.dev/external-endpoints': null } } }, patchType: 'merge' });
     await eventually(async () => {
       const left = sliceAddresses(await slicesOf(ns.name, 'legacy'));
       const endpointsLeft = endpointsAddresses(await client.request<V1Endpoints>('GET', `/api/v1/namespaces/${ns.name}/endpoints/legacy`));
       return left.size === 0 && endpointsLeft.size === 0 ? true : undefined;
     }, 'no address published any more');
+    await eventually(async () => (published(await client.request<V1Service>('GET', servicePath)) === undefined ? true : undefined), 'the condition removed with the annotation');
     expect(await getOrUndefined(`/api/v1/namespaces/${ns.name}/services/legacy`)).toBeDefined();
     // Deleting the Service takes the rest with it (they are owned by it).
     await client.request('DELETE', `/api/v1/namespaces/${ns.name}/services/legacy`);
