@@ -44,13 +44,14 @@ export async function patchWithRetry<T extends ObjectWithMeta>(
 
 /**
  * Patches `status` through the status subresource when `desired` differs from what the object
- * has. `desired` lists only the status fields Portico owns; others are left alone.
+ * has. `desired` lists only the status fields Portico owns; others are left alone. It returns
+ * undefined when the (possibly re-read) object is no longer one to write to.
  */
 export async function patchStatus<T extends ObjectWithMeta & { status?: Record<string, unknown> }>(
   client: KubeClient,
   objectPath: string,
   object: T,
-  desired: (object: T) => Record<string, unknown>,
+  desired: (object: T) => Record<string, unknown> | undefined,
   signal?: AbortSignal,
 ): Promise<{ object: T; wrote: boolean }> {
   return patchWithRetry(
@@ -59,7 +60,7 @@ export async function patchStatus<T extends ObjectWithMeta & { status?: Record<s
     object,
     (o) => {
       const want = desired(o);
-      return statusDiffers(o.status, want) ? { status: want } : undefined;
+      return want !== undefined && statusDiffers(o.status, want) ? { status: want } : undefined;
     },
     { subresource: 'status', signal },
   );

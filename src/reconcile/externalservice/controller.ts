@@ -148,6 +148,11 @@ function isAnnotated(service: DeepReadonly<V1Service> | undefined): boolean {
   return service?.metadata?.annotations?.[EXTERNAL_ENDPOINTS_ANNOTATION] !== undefined;
 }
 
+/** Carries our condition: a Service whose annotation went (even while we were down) still needs it removed. */
+function carriesCondition(service: DeepReadonly<V1Service> | undefined): boolean {
+  return findCondition(service?.status?.conditions as readonly Condition[] | undefined, EXTERNAL_ENDPOINTS_CONDITION) !== undefined;
+}
+
 function describeRefusals(refusals: readonly Refusal[]): string {
   return boundedMessage(boundedList(refusals.map((r) => `${r.field}: ${r.address} refused (${r.reason}: ${r.detail})`)));
 }
@@ -205,7 +210,8 @@ export class ExternalServiceController {
 
   private maybeEnqueue(key: string | undefined): void {
     if (key === undefined) return;
-    if (this.counts.has(key) || this.options.externalServices.get(key) || isAnnotated(this.options.services.get(key))) this.queue.add(key);
+    const service = this.options.services.get(key);
+    if (this.counts.has(key) || this.options.externalServices.get(key) || isAnnotated(service) || carriesCondition(service)) this.queue.add(key);
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -213,7 +219,7 @@ export class ExternalServiceController {
     const synced = await Promise.all([o.externalServices, o.services, o.slices, o.endpoints, o.serviceCIDRs].map((c) => c.waitForSync(signal)));
     if (!synced.every(Boolean)) return;
     for (const es of o.externalServices.list()) this.queue.add(objectKey(es));
-    for (const s of o.services.list()) if (isAnnotated(s)) this.queue.add(objectKey(s));
+    for (const s of o.services.list()) if (isAnnotated(s) || carriesCondition(s)) this.queue.add(objectKey(s));
     // Leftovers of annotations removed while we were not running.
     for (const slice of o.slices.list()) {
       const name = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
@@ -509,6 +515,10 @@ export class ExternalServiceController {
         `/api/v1/namespaces/${meta.namespace ?? 'default'}/services/${meta.name ?? ''}`,
         service as V1Service & { status?: Record<string, unknown> },
         (o) => {
+          // After a conflict `o` is a fresh read: a recreated Service, a removed annotation or an
+          // ExternalService taking over makes the pending condition wrong; its own event re-queues it.
+          if (o.metadata?.uid !== pending.uid || o.metadata?.deletionTimestamp) return undefined;
+          if (condition !== null && (!isAnnotated(o) || this.options.externalServices.get(key))) return undefined;
           const list = o.status?.conditions as Condition[] | undefined;
           return { conditions: condition === null ? removeCondition(list, EXTERNAL_ENDPOINTS_CONDITION) : setCondition(list, condition, now, pending.generation) };
         },
@@ -535,6 +545,8 @@ export class ExternalServiceController {
         path,
         es as ExternalService & { status?: Record<string, unknown> },
         (o) => {
+          // A fresh read after a conflict may be a recreated ExternalService: not this status's.
+          if (o.metadata.uid !== pending.uid) return undefined;
           let list: Condition[] | undefined = o.status?.conditions;
           for (const c of pending.conditions) list = setCondition(list, c, now, pending.generation);
           return { ...pending.fields, observedGeneration: pending.generation, conditions: list };

@@ -305,15 +305,16 @@ describe('ExternalService', () => {
     expect(rejected.reason).toBe('InvalidSpec');
     expect(rejected.message).toContain('metadata.annotations[portico.dev/external-endpoints]');
     expect(rejected.message).toContain('not a host!');
-    // Another change to the Service reconciles it again: still one Warning, not one per reconcile.
-    await client.request('PATCH', servicePath, { body: { metadata: { labels: { touched: 'yes' } } }, patchType: 'merge' });
-    await eventually(async () => {
-      const list = await client.request<{ items: { reason: string; type: string; count?: number; series?: { count: number }; involvedObject: { name: string } }[] }>('GET', `/api/v1/namespaces/${ns.name}/events`);
-      const warnings = list.items.filter((e) => e.involvedObject.name === 'legacy' && e.reason === 'Rejected');
-      return warnings.length === 1 ? warnings : undefined;
-    }, 'one Rejected Warning on the Service');
-    const warnings = (await client.request<{ items: { reason: string; count?: number; involvedObject: { name: string } }[] }>('GET', `/api/v1/namespaces/${ns.name}/events`)).items.filter((e) => e.involvedObject.name === 'legacy' && e.reason === 'Rejected');
-    expect(warnings.map((e) => e.count ?? 1)).toEqual([1]);
+    type EventList = { items: { reason: string; count?: number; involvedObject: { name: string } }[] };
+    const rejectedWarnings = async (): Promise<number[]> =>
+      (await client.request<EventList>('GET', `/api/v1/namespaces/${ns.name}/events`)).items.filter((e) => e.involvedObject.name === 'legacy' && e.reason === 'Rejected').map((e) => e.count ?? 1);
+    await eventually(async () => ((await rejectedWarnings()).length === 1 ? true : undefined), 'a Rejected Warning on the Service');
+    // Another change to the Service reconciles it again: no second Warning (a repeat would bump
+    // count at once) and no status write (the condition is unchanged). Absence needs a wait.
+    const touched = await client.request<V1Service>('PATCH', servicePath, { body: { metadata: { labels: { touched: 'yes' } } }, patchType: 'merge' });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await rejectedWarnings()).toEqual([1]);
+    expect((await client.request<V1Service>('GET', servicePath)).metadata?.resourceVersion).toBe(touched.metadata?.resourceVersion);
     expect([...sliceAddresses(await slicesOf(ns.name, 'legacy')).keys()].sort()).toEqual(['198.51.100.30', '198.51.100.31', '2001:db8::31']);
 
     await client.request('PATCH', servicePath, { body: { metadata: { annotations: { 'portico.dev/external-endpoints': null } } }, patchType: 'merge' });
@@ -323,6 +324,13 @@ describe('ExternalService', () => {
       return left.size === 0 && endpointsLeft.size === 0 ? true : undefined;
     }, 'no address published any more');
     await eventually(async () => (published(await client.request<V1Service>('GET', servicePath)) === undefined ? true : undefined), 'the condition removed with the annotation');
+
+    // Rejected from the start, then the annotation removed: the condition goes too (no slices or
+    // counts were ever kept for this Service; only the condition says it was ours).
+    await client.request('PATCH', servicePath, { body: { metadata: { annotations: { 'portico.dev/external-endpoints': 'not a host!' } } }, patchType: 'merge' });
+    await eventually(async () => (published(await client.request<V1Service>('GET', servicePath))?.status === 'False' ? true : undefined), 'rejected again');
+    await client.request('PATCH', servicePath, { body: { metadata: { annotations: { 'portico.dev/external-endpoints': null } } }, patchType: 'merge' });
+    await eventually(async () => (published(await client.request<V1Service>('GET', servicePath)) === undefined ? true : undefined), 'the condition of a never-published annotation removed');
     expect(await getOrUndefined(`/api/v1/namespaces/${ns.name}/services/legacy`)).toBeDefined();
     // Deleting the Service takes the rest with it (they are owned by it).
     await client.request('DELETE', `/api/v1/namespaces/${ns.name}/services/legacy`);
