@@ -30,8 +30,9 @@ const RESOURCES: Record<string, { plural: string; namespaced: boolean }> = {
   'coordination.k8s.io/v1/Lease': { plural: 'leases', namespaced: true },
   'portico.dev/v1alpha1/AddressPool': { plural: 'addresspools', namespaced: false },
   'portico.dev/v1alpha1/ExternalService': { plural: 'externalservices', namespaced: true },
-  // The Helm chart's optional Prometheus Operator object (metrics.serviceMonitor.enabled).
+  // The Helm chart's optional Prometheus Operator objects (metrics.serviceMonitor.enabled).
   'monitoring.coreos.com/v1/ServiceMonitor': { plural: 'servicemonitors', namespaced: true },
+  'monitoring.coreos.com/v1/PodMonitor': { plural: 'podmonitors', namespaced: true },
 };
 
 /** The REST path of one object (`namespace` fills in for manifests that name none). */

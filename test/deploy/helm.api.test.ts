@@ -66,9 +66,11 @@ beforeAll(() => {
 }, 1_200_000);
 
 afterAll(async () => {
-  await client.request('DELETE', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/servicemonitors.monitoring.coreos.com').catch((error: unknown) => {
-    if (!isKubeError(error, 404)) throw error;
-  });
+  for (const crd of ['servicemonitors', 'podmonitors']) {
+    await client.request('DELETE', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd}.monitoring.coreos.com`).catch((error: unknown) => {
+      if (!isKubeError(error, 404)) throw error;
+    });
+  }
 });
 
 describe('the Helm chart', () => {
@@ -155,13 +157,19 @@ describe('the Helm chart', () => {
     expect(() => render('--set', 'defaultClass=portico.dev/aws-nlb')).toThrow(/defaultClass portico.dev\/aws-nlb must be one of providers/);
   });
 
-  it('adds a metrics Service and a ServiceMonitor when asked, accepted once the CRD exists', async () => {
+  it('adds a metrics Service and a ServiceMonitor for the controller and a PodMonitor for the speakers when asked, accepted once the CRDs exist', async () => {
     const manifests = render('--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.serviceMonitor.labels.release=prom');
-    const monitor = only(manifests, 'ServiceMonitor') as Manifest & { metadata: { labels: Record<string, string> } };
+    type Monitor = Manifest & { metadata: { labels: Record<string, string> }; spec: { selector: { matchLabels: Record<string, string> } } };
+    const monitor = only(manifests, 'ServiceMonitor') as Monitor;
+    const podMonitor = only(manifests, 'PodMonitor') as Monitor;
     expect(monitor.metadata.labels.release).toBe('prom');
+    expect(podMonitor.metadata.labels.release).toBe('prom');
+    expect(podMonitor.spec.selector.matchLabels['app.kubernetes.io/component']).toBe('speaker');
     only(manifests, 'Service');
-    await applyYaml(client, await readFile(new URL('fixtures/servicemonitor-crd.yaml', import.meta.url), 'utf8'));
-    await expect.poll(() => client.request('GET', '/apis/monitoring.coreos.com/v1/servicemonitors').then(() => true, () => false), { timeout: 30_000 }).toBe(true);
+    for (const [fixture, plural] of [['servicemonitor-crd.yaml', 'servicemonitors'], ['podmonitor-crd.yaml', 'podmonitors']]) {
+      await applyYaml(client, await readFile(new URL(`fixtures/${fixture}`, import.meta.url), 'utf8'));
+      await expect.poll(() => client.request('GET', `/apis/monitoring.coreos.com/v1/${plural}`).then(() => true, () => false), { timeout: 30_000 }).toBe(true);
+    }
     await dryRunApply(manifests);
   });
 });
