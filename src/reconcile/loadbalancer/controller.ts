@@ -12,6 +12,7 @@ import type { EventSink } from '../../kube/events.js';
 import { WriteExpectations } from '../../kube/expectations.js';
 import { dropUnreadMetadata, objectKey, type Cache } from '../../kube/informer.js';
 import { metric } from '../../kube/metrics.js';
+import { lazyChild } from '../../kube/logger.js';
 import { boundedMessage } from '../../kube/conditions.js';
 import { equivalent } from '../../kube/patch.js';
 import { isKubeError, type KubeClient } from '../../kube/rest.js';
@@ -260,7 +261,7 @@ export class LoadBalancerController implements HandlerTarget {
 
   async reconcileKey(key: string, termSignal: AbortSignal): Promise<QueueOutcome> {
     const started = this.options.clock.now();
-    const log = this.log.child({ service: key });
+    const log = lazyChild(this.log, { service: key });
     const work = new AbortController();
     const entry = { work, supersedable: true };
     this.inflight.set(key, entry);

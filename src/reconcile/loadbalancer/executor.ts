@@ -12,6 +12,7 @@ import type { EventSink, EventType } from '../../kube/events.js';
 import type { WriteExpectations } from '../../kube/expectations.js';
 import { objectKey } from '../../kube/informer.js';
 import { metric } from '../../kube/metrics.js';
+import { lazyChild } from '../../kube/logger.js';
 import { claimPatch, releasePatch } from '../../kube/ownership.js';
 import { patchStatus, patchWithRetry } from '../../kube/patch.js';
 import type { KubeClient } from '../../kube/rest.js';
@@ -79,7 +80,7 @@ export class LoadBalancerExecutor {
   context(service: ReadonlyService, provider: LoadBalancerProvider, signal: AbortSignal, logger: Logger): ProviderContext {
     return {
       signal,
-      logger: logger.child({ provider: provider.providerClass }),
+      logger: lazyChild(logger, { provider: provider.providerClass }),
       events: { record: (type, reason, message) => this.event(service, type, reason, message) },
     };
   }

@@ -2,7 +2,7 @@
  * The LoadBalancer planner: pure functions from what is observed to what to do and which
  * status to write. No I/O; the executor carries the plan out.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Condition } from '../../api/types.js';
 import { boundedList, boundedMessage, removeCondition, setCondition } from '../../kube/conditions.js';
 import type { OwnershipMarks } from '../../kube/ownership.js';
@@ -257,7 +257,7 @@ export function eligibleNodes(nodes: readonly ReadonlyNode[]): ReadonlyNode[] {
 export function nodeSetKey(nodes: readonly ReadonlyNode[]): string {
   // providerID too: cloud providers map nodes to instances by it, and it is often set after the node registers.
   const parts = nodes.map((n) => `${n.metadata?.name ?? ''}=${n.spec?.providerID ?? ''}=${(n.status?.addresses ?? []).map((a) => `${a.type}:${a.address}`).join(',')}`);
-  return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 16);
+  return hash('sha256', parts.join('\n')).slice(0, 16);
 }
 
 /**
@@ -279,10 +279,7 @@ export function sameInputs(a: ReadonlyService, b: ReadonlyService): boolean {
 export function serviceSpecKey(service: ReadonlyService): string {
   const { spec, metadata } = service;
   const annotations = Object.fromEntries(Object.entries(metadata?.annotations ?? {}).filter(([key]) => key !== PROVISIONED_BY_ANNOTATION));
-  return createHash('sha256')
-    .update(JSON.stringify({ spec, labels: metadata?.labels ?? {}, annotations }))
-    .digest('hex')
-    .slice(0, 16);
+  return hash('sha256', JSON.stringify({ spec, labels: metadata?.labels ?? {}, annotations })).slice(0, 16);
 }
 
 /** The API server sends `endpoints: null` for a slice without endpoints, whatever the type says. */
@@ -297,7 +294,7 @@ export function endpointSlicesKey(slices: readonly ReadonlyEndpointSlice[]): str
   const parts = slices
     .map((s) => JSON.stringify([s.metadata?.name, s.addressType, s.ports, endpointsOf(s).map((e) => [e.addresses, e.conditions, e.nodeName, e.zone])]))
     .sort();
-  return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 16);
+  return hash('sha256', parts.join('\n')).slice(0, 16);
 }
 
 /** The Service key an EndpointSlice belongs to, from its `kubernetes.io/service-name` label. */
