@@ -50,6 +50,12 @@ export const EXTERNAL_ENDPOINTS_CONDITION = 'ExternalEndpointsPublished';
 /** Status-queue keys of annotated Services (a key has no ':'): their condition, not an ExternalService's status. */
 const SERVICE_STATUS_PREFIX = 'service:';
 
+/** A status write waiting in the status queue (the latest computed per queue key wins). */
+type PendingStatus =
+  | { kind: 'externalService'; key: string; uid: string | undefined; generation: number | undefined; conditions: ConditionInput[]; fields: Record<string, unknown> }
+  /** An annotated Service's condition; null removes ours. */
+  | { kind: 'service'; key: string; uid: string | undefined; generation: number | undefined; condition: ConditionInput | null };
+
 export interface ExternalServiceSettings {
   /** Flags: the cluster's Service/Pod CIDRs, deny and allow lists (ServiceCIDR objects are added live). */
   policy: AddressPolicy;
@@ -160,9 +166,8 @@ function describeRefusals(refusals: readonly Refusal[]): string {
 export class ExternalServiceController {
   readonly queue: WorkQueue;
   readonly statusQueue: WorkQueue;
-  private readonly pendingStatus = new Map<string, { uid: string | undefined; generation: number | undefined; conditions: ConditionInput[]; fields: Record<string, unknown> }>();
-  /** Per annotated Service: its condition to write, or null to remove ours. */
-  private readonly pendingServiceConditions = new Map<string, { uid: string | undefined; generation: number | undefined; condition: ConditionInput | null }>();
+  /** By status-queue key. */
+  private readonly pendingStatus = new Map<string, PendingStatus>();
   readonly health: HealthMonitor;
   private readonly resolver: HostResolver;
   private readonly metrics: Metrics;
@@ -236,7 +241,7 @@ export class ExternalServiceController {
     );
     await Promise.all([
       this.queue.run(o.workers ?? DEFAULT_WORKERS, (key, s) => this.reconcileKey(key, s), signal),
-      this.statusQueue.run(STATUS_WORKERS, (key, s) => (key.startsWith(SERVICE_STATUS_PREFIX) ? this.writeServiceCondition(key.slice(SERVICE_STATUS_PREFIX.length), s) : this.writeStatus(key, s)), signal),
+      this.statusQueue.run(STATUS_WORKERS, (key, s) => this.writeStatus(key, s), signal),
     ]);
     this.health.stop();
   }
@@ -478,7 +483,7 @@ export class ExternalServiceController {
    */
   private queueStatus(es: DeepReadonly<ExternalService>, conditions: ConditionInput[], fields: Record<string, unknown>): void {
     const key = objectKey(es);
-    this.pendingStatus.set(key, { uid: es.metadata.uid, generation: es.metadata.generation, conditions, fields });
+    this.pendingStatus.set(key, { kind: 'externalService', key, uid: es.metadata.uid, generation: es.metadata.generation, conditions, fields });
     this.statusQueue.add(key);
   }
 
@@ -491,75 +496,71 @@ export class ExternalServiceController {
     const generation = service.metadata?.generation;
     const same = condition === null ? have === undefined : have?.status === condition.status && have.reason === condition.reason && have.message === condition.message && have.observedGeneration === generation;
     const key = objectKey(service);
+    const queueKey = SERVICE_STATUS_PREFIX + key;
     if (same) {
-      this.pendingServiceConditions.delete(key);
+      this.pendingStatus.delete(queueKey);
       return;
     }
-    this.pendingServiceConditions.set(key, { uid: service.metadata?.uid, generation, condition });
-    this.statusQueue.add(SERVICE_STATUS_PREFIX + key);
+    this.pendingStatus.set(queueKey, { kind: 'service', key, uid: service.metadata?.uid, generation, condition });
+    this.statusQueue.add(queueKey);
   }
 
-  private async writeServiceCondition(key: string, signal: AbortSignal): Promise<Outcome> {
-    const pending = this.pendingServiceConditions.get(key);
-    this.pendingServiceConditions.delete(key);
-    const service = this.options.services.get(key);
-    const meta = service?.metadata;
-    if (!pending || !service || !meta || meta.uid !== pending.uid || meta.deletionTimestamp) return done();
+  private async writeStatus(queueKey: string, signal: AbortSignal): Promise<Outcome> {
+    const pending = this.pendingStatus.get(queueKey);
+    this.pendingStatus.delete(queueKey);
+    if (!pending) return done();
     const now = new Date(this.options.clock.now());
-    const { condition } = pending;
     try {
-      // A merge patch of the whole list, with the resourceVersion it was computed from: the
-      // LoadBalancer controller and the speaker write their own conditions on the same list.
-      await patchStatus(
-        this.options.client,
-        `/api/v1/namespaces/${meta.namespace ?? 'default'}/services/${meta.name ?? ''}`,
-        service as V1Service & { status?: Record<string, unknown> },
-        (o) => {
-          // After a conflict `o` is a fresh read: a recreated Service, a removed annotation or an
-          // ExternalService taking over makes the pending condition wrong; its own event re-queues it.
-          if (o.metadata?.uid !== pending.uid || o.metadata?.deletionTimestamp) return undefined;
-          if (condition !== null && (!isAnnotated(o) || this.options.externalServices.get(key))) return undefined;
-          const list = o.status?.conditions as Condition[] | undefined;
-          return { conditions: condition === null ? removeCondition(list, EXTERNAL_ENDPOINTS_CONDITION) : setCondition(list, condition, now, pending.generation) };
-        },
-        signal,
-      );
-    } catch (error) {
-      if (isKubeError(error, 404) || signal.aborted) return done();
-      if (!this.pendingServiceConditions.has(key)) this.pendingServiceConditions.set(key, pending);
-      return retry(error);
-    }
-    return done();
-  }
-
-  private async writeStatus(key: string, signal: AbortSignal): Promise<Outcome> {
-    const pending = this.pendingStatus.get(key);
-    this.pendingStatus.delete(key);
-    const es = this.options.externalServices.get(key);
-    if (!pending || !es || es.metadata.uid !== pending.uid || es.metadata.deletionTimestamp) return done();
-    const now = new Date(this.options.clock.now());
-    const path = `/apis/portico.dev/v1alpha1/namespaces/${es.metadata.namespace ?? 'default'}/externalservices/${es.metadata.name}`;
-    try {
-      await patchStatus(
-        this.options.client,
-        path,
-        es as ExternalService & { status?: Record<string, unknown> },
-        (o) => {
-          // A fresh read after a conflict may be a recreated ExternalService: not this status's.
-          if (o.metadata.uid !== pending.uid) return undefined;
-          let list: Condition[] | undefined = o.status?.conditions;
-          for (const c of pending.conditions) list = setCondition(list, c, now, pending.generation);
-          return { ...pending.fields, observedGeneration: pending.generation, conditions: list };
-        },
-        signal,
-      );
+      if (pending.kind === 'service') await this.writeServiceCondition(pending, now, signal);
+      else await this.writeExternalServiceStatus(pending, now, signal);
     } catch (error) {
       if (isKubeError(error, 404) || signal.aborted) return done();
       // Unless a newer status is waiting, try this one again.
-      if (!this.pendingStatus.has(key)) this.pendingStatus.set(key, pending);
+      if (!this.pendingStatus.has(queueKey)) this.pendingStatus.set(queueKey, pending);
       return retry(error);
     }
     return done();
+  }
+
+  private async writeServiceCondition(pending: Extract<PendingStatus, { kind: 'service' }>, now: Date, signal: AbortSignal): Promise<void> {
+    const { key, condition } = pending;
+    const service = this.options.services.get(key);
+    const meta = service?.metadata;
+    if (!service || !meta || meta.uid !== pending.uid || meta.deletionTimestamp) return;
+    // A merge patch of the whole list, with the resourceVersion it was computed from: the
+    // LoadBalancer controller and the speaker write their own conditions on the same list.
+    await patchStatus(
+      this.options.client,
+      `/api/v1/namespaces/${meta.namespace ?? 'default'}/services/${meta.name ?? ''}`,
+      service as V1Service & { status?: Record<string, unknown> },
+      (o) => {
+        // After a conflict `o` is a fresh read: a recreated Service, a removed annotation or an
+        // ExternalService taking over makes the pending condition wrong; its own event re-queues it.
+        if (o.metadata?.uid !== pending.uid || o.metadata?.deletionTimestamp) return undefined;
+        if (condition !== null && (!isAnnotated(o) || this.options.externalServices.get(key))) return undefined;
+        const list = o.status?.conditions as Condition[] | undefined;
+        return { conditions: condition === null ? removeCondition(list, EXTERNAL_ENDPOINTS_CONDITION) : setCondition(list, condition, now, pending.generation) };
+      },
+      signal,
+    );
+  }
+
+  private async writeExternalServiceStatus(pending: Extract<PendingStatus, { kind: 'externalService' }>, now: Date, signal: AbortSignal): Promise<void> {
+    const es = this.options.externalServices.get(pending.key);
+    if (!es || es.metadata.uid !== pending.uid || es.metadata.deletionTimestamp) return;
+    await patchStatus(
+      this.options.client,
+      `/apis/portico.dev/v1alpha1/namespaces/${es.metadata.namespace ?? 'default'}/externalservices/${es.metadata.name}`,
+      es as ExternalService & { status?: Record<string, unknown> },
+      (o) => {
+        // A fresh read after a conflict may be a recreated ExternalService: not this status's.
+        if (o.metadata.uid !== pending.uid) return undefined;
+        let list: Condition[] | undefined = o.status?.conditions;
+        for (const c of pending.conditions) list = setCondition(list, c, now, pending.generation);
+        return { ...pending.fields, observedGeneration: pending.generation, conditions: list };
+      },
+      signal,
+    );
   }
 
   private reject(key: string, source: Source, problems: readonly SpecProblem[], refusals: readonly Refusal[]): Outcome {
