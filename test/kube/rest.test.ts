@@ -1,6 +1,13 @@
 /** The REST client's deadline covers the whole call, not only an idle socket. */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
+import { generateCertificates } from '../../hack/certificates.js';
+import type { ClusterTls } from '../../src/kube/kubeconfig.js';
 import { KubeApiError, RestClient } from '../../src/kube/rest.js';
 
 let server: Server | undefined;
@@ -100,6 +107,43 @@ describe('RestClient answers', () => {
     const access = { server: `http://127.0.0.1:${String(port)}`, tls: {}, headers: {} };
     const client = new RestClient({ source: 'test', namespace: undefined, access: () => Promise.resolve(access) }, 'portico-test');
     expect(await client.request('GET', '/api').catch((e: unknown) => e)).toMatchObject({ reason: 'ConnectionFailed', retryable: true });
+  });
+});
+
+describe('RestClient TLS', () => {
+  it('trusts only the configured CA (unless verification is off) and presents the client certificate', async () => {
+    const dirs = await Promise.all([mkdtemp(join(tmpdir(), 'portico-tls-')), mkdtemp(join(tmpdir(), 'portico-tls-'))]);
+    let tlsServer: ReturnType<typeof createTlsServer> | undefined;
+    try {
+      await Promise.all(dirs.map((dir) => generateCertificates(dir)));
+      const [ours, other] = await Promise.all(dirs.map(async (dir) => Object.fromEntries(await Promise.all(['ca.crt', 'apiserver.crt', 'apiserver.key', 'admin.crt', 'admin.key'].map(async (f) => [f, await readFile(join(dir, f))] as const)))));
+      // Like the API server: a client certificate is asked for, and anonymous calls are allowed.
+      tlsServer = createTlsServer({ cert: ours?.['apiserver.crt'], key: ours?.['apiserver.key'], ca: ours?.['ca.crt'], requestCert: true, rejectUnauthorized: false }, (req, res) => {
+        // Without a client certificate the peer certificate is an empty object.
+        const subject = (req.socket as TLSSocket).getPeerCertificate().subject as PeerCertificate['subject'] | undefined;
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ user: subject?.CN ?? null }));
+      });
+      const listening = tlsServer;
+      await new Promise<void>((resolve) => listening.listen(0, '127.0.0.1', resolve));
+      const address = tlsServer.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      const call = (tls: ClusterTls): Promise<unknown> => {
+        const access = { server: `https://127.0.0.1:${String(port)}`, tls, headers: {} };
+        const client = new RestClient({ source: 'test', namespace: undefined, access: () => Promise.resolve(access) }, 'portico-test');
+        return client.request('GET', '/api', { timeoutMs: 5_000 }).catch((e: unknown) => e).finally(() => client.close());
+      };
+      expect(await call({ ca: ours?.['ca.crt'], cert: ours?.['admin.crt'], key: ours?.['admin.key'] })).toEqual({ user: 'portico-admin' });
+      expect(await call({ ca: ours?.['ca.crt'] })).toEqual({ user: null });
+      const untrusted = await call({ ca: other?.['ca.crt'], cert: ours?.['admin.crt'], key: ours?.['admin.key'] });
+      expect(untrusted).toMatchObject({ reason: 'ConnectionFailed' });
+      expect((untrusted as Error).message).toMatch(/certificate/i);
+      expect(await call({ ca: other?.['ca.crt'], cert: other?.['admin.crt'], key: other?.['admin.key'], rejectUnauthorized: false })).toEqual({ user: 'portico-admin' });
+    } finally {
+      const running = tlsServer;
+      running?.closeAllConnections();
+      if (running) await new Promise((resolve) => running.close(resolve));
+      await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+    }
   });
 });
 
