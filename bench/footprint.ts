@@ -6,9 +6,15 @@
  *
  *   npm run bench -- footprint [--services=1000] [--large=5000] [--rounds=3] [--rest=60]
  *                              [--quiet-timeout=300] [--timeout=600] [--audit-mode=blocking]
+ *                              [--runtime=image]
  *
  * Writes bench/results/footprint.json (medians over rounds at the top level, every round under
- * perRound); `--audit-mode=batch|off` is a diagnostic and writes footprint.audit-<mode>.json.tmp.
+ * perRound); `--audit-mode=batch|off` and `--runtime=host` are diagnostics and write
+ * footprint.<diagnostics>.json.tmp instead.
+ *
+ * Runtime: the controller runs on the image's Node.js (hack/image.ts NODE_PACKAGE, fetched once
+ * from the npm registry into .cache/node/), as users run it; `--runtime=host` runs it on this
+ * machine's node instead. The floor and the benchmark itself run in this process.
  *
  * Setup: dist/ is built once (`npx tsc -p tsconfig.build.json`, as the image build does). One
  * local control plane (etcd + kube-apiserver, no controller manager) with an audit log: every
@@ -50,6 +56,7 @@
  * At --large Services (5000; 0 skips): coldStartRatio over min(rounds, 3) rounds, and, in the
  * last of them, restRssMb after the cold start (after quiet, or after --quiet-timeout).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -63,6 +70,7 @@ import { createServices, deleteAllServices, ensureNamespace, watchCompletion, ty
 import { BENCH_AGENT, FLOOR_CLASS, isConverged, runFloor } from './support/floor.js';
 import { QUIET_MS, requestsOf, waitLeader, waitQuiet, whileRunning, type Quiet } from './support/observe.js';
 import { CONTROLLER_SHAPE, controllerFlags, LEASE_NAME, LEASE_NAMESPACE, NAMESPACE_LABEL, POOL_SIZE, startFootprintCluster, type FootprintCluster } from './support/footprint-cluster.js';
+import { ensureImageNode, NODE_FLAGS } from '../hack/image.js';
 import { buildDist, procCpuSeconds, procMemory, spawnController, type ControllerProcess } from './support/process.js';
 import { intFlag, stringFlags, machine, mb, median, round, sleep, table, UsageError } from './support/util.js';
 
@@ -80,7 +88,11 @@ const TARGETS = {
   restRequests: '0 (Lease renewals counted apart)',
 };
 
+const RUNTIMES = ['image', 'host'] as const;
+type Runtime = (typeof RUNTIMES)[number];
+
 interface Options {
+  runtime: Runtime;
   services: number;
   large: number;
   rounds: number;
@@ -91,10 +103,13 @@ interface Options {
 }
 
 export function parseOptions(args: string[]): Options {
-  const values = stringFlags(args, { services: '1000', large: '5000', rounds: '3', rest: '60', 'quiet-timeout': '300', timeout: '600', 'audit-mode': 'blocking' });
+  const values = stringFlags(args, { services: '1000', large: '5000', rounds: '3', rest: '60', 'quiet-timeout': '300', timeout: '600', 'audit-mode': 'blocking', runtime: 'image' });
   const auditMode = values['audit-mode'] as AuditMode;
   if (!AUDIT_MODES.includes(auditMode)) throw new UsageError(`--audit-mode=${values['audit-mode']}: expected one of ${AUDIT_MODES.join(', ')}`);
+  const runtime = values.runtime as Runtime;
+  if (!RUNTIMES.includes(runtime)) throw new UsageError(`--runtime=${values.runtime}: expected one of ${RUNTIMES.join(', ')}`);
   return {
+    runtime,
     services: intFlag('services', values.services, 1, 20_000),
     large: intFlag('large', values.large, 0, 50_000),
     rounds: intFlag('rounds', values.rounds, 1, 25),
@@ -126,6 +141,8 @@ interface Context {
   audit: AuditLog;
   options: Options;
   workers: number;
+  /** The node binary the controller runs on. */
+  node: string;
   signal: AbortSignal;
   /** Every process spawned, stopped on every exit path. */
   processes: Set<ControllerProcess>;
@@ -134,7 +151,7 @@ interface Context {
 
 function start(ctx: Context, name: string): ControllerProcess {
   const logPath = fileURLToPath(new URL(`footprint.${name}.log.tmp`, ctx.logDir));
-  const proc = spawnController(repoRoot, controllerFlags(ctx.cp.kubeconfigPath), logPath);
+  const proc = spawnController(repoRoot, controllerFlags(ctx.cp.kubeconfigPath), logPath, ctx.node);
   ctx.processes.add(proc);
   void proc.exited.then(() => ctx.processes.delete(proc));
   return proc;
@@ -370,10 +387,12 @@ export async function run(args: string[]): Promise<void> {
     const built = performance.now();
     buildDist(repoRoot);
     log(`built dist/ in ${((performance.now() - built) / 1000).toFixed(1)} s`);
+    const node = options.runtime === 'image' ? ensureImageNode((line) => log(line)).binary : process.execPath;
+    const nodeVersion = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
     cluster = await startFootprintCluster(options.auditMode);
     const { cp, kc, client, audit } = cluster;
-    const ctx: Context = { cp, kc, client, audit, options, workers, signal: abort.signal, processes, logDir };
-    log(`${cp.version}; ${String(options.services)} Services, ${String(options.rounds)} round(s), ${String(options.restS)} s at rest; floor at ${String(workers)} workers; audit log ${options.auditMode}${options.large > 0 ? `; then ${String(options.large)} Services` : ''}`);
+    const ctx: Context = { cp, kc, client, audit, options, workers, node, signal: abort.signal, processes, logDir };
+    log(`${cp.version}; controller on Node ${nodeVersion} (${options.runtime}), floor on ${process.version}; ${String(options.services)} Services, ${String(options.rounds)} round(s), ${String(options.restS)} s at rest; floor at ${String(workers)} workers; audit log ${options.auditMode}${options.large > 0 ? `; then ${String(options.large)} Services` : ''}`);
 
     const rounds: Round[] = [];
     for (let i = 1; i <= options.rounds; i++) {
@@ -414,9 +433,10 @@ export async function run(args: string[]): Promise<void> {
     }
 
     const m = (pick: (r: Round) => number): number => round(median(rounds.map(pick)));
+    const diagnostics = [...(options.auditMode !== 'blocking' ? [`audit-${options.auditMode}`] : []), ...(options.runtime !== 'image' ? [`runtime-${options.runtime}`] : [])];
     const result = {
       benchmark: 'footprint',
-      ...(options.auditMode !== 'blocking' ? { diagnostics: [`audit-${options.auditMode}`], diagnosticsNote: 'not the standard setup: the audit log mode differs (off: no request counts, no quiet)' } : {}),
+      ...(diagnostics.length > 0 ? { diagnostics, diagnosticsNote: 'not the standard setup: the audit log mode (off: no request counts, no quiet) or the controller\'s runtime differs' } : {}),
       services: options.services,
       rounds: options.rounds,
       coldStartRatio: m((r) => r.coldStartRatio),
@@ -455,6 +475,10 @@ export async function run(args: string[]): Promise<void> {
         quietTimeoutS: options.quietTimeoutMs / 1000,
         createConcurrency: CREATE_CONCURRENCY,
         auditMode: options.auditMode,
+        runtime: options.runtime,
+        controllerNode: nodeVersion,
+        floorNode: process.version,
+        nodeFlags: NODE_FLAGS,
         controllerFlags: controllerFlags('<kubeconfig>'),
         notes: [
           'medians over rounds; quietAfterBurstS null = never quiet within quietTimeoutS (a never-quiet round counts as the longest)',
@@ -466,7 +490,7 @@ export async function run(args: string[]): Promise<void> {
       machine: { ...machine(), loadAverage: (await import('node:os')).loadavg().map((l) => round(l, 2)) },
       perRound: rounds,
     };
-    const out = new URL(options.auditMode === 'blocking' ? './results/footprint.json' : `./results/footprint.audit-${options.auditMode}.json.tmp`, import.meta.url);
+    const out = new URL(diagnostics.length === 0 ? './results/footprint.json' : `./results/footprint.${diagnostics.join('.')}.json.tmp`, import.meta.url);
     await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
 
     const rows = [

@@ -94,6 +94,37 @@ export function ensureImageTools(log: Log = defaultLog): void {
   if (process.getuid?.() !== 0) throw new ImageToolsUnavailable('assembling a root filesystem owned by root needs root');
 }
 
+export interface ImageNode {
+  /** The node binary of NODE_PACKAGE. */
+  binary: string;
+  license: string;
+}
+
+/**
+ * The image's Node.js runtime, unpacked once under .cache/node/<package>/: the image build copies
+ * it, and the footprint benchmark runs the controller with it, so both use what users run.
+ */
+export function ensureImageNode(log: Log = defaultLog): ImageNode {
+  const dir = join(process.env.PORTICO_CACHE_DIR ?? join(root, '.cache'), 'node', NODE_PACKAGE.replace(/[@/]/g, '-'));
+  const node = { binary: join(dir, 'package/bin/node'), license: join(dir, 'package/LICENSE') };
+  if (existsSync(node.binary)) return node;
+  log(`npm pack ${NODE_PACKAGE} ...`);
+  mkdirSync(dirname(dir), { recursive: true });
+  const work = mkdtempSync(`${dir}.partial-`);
+  try {
+    const tarball = run('npm', ['pack', NODE_PACKAGE, '--silent', '--pack-destination', work]).trim().split('\n').pop() ?? '';
+    run('tar', ['-xzf', join(work, tarball), '-C', work]);
+    rmSync(join(work, tarball));
+    // A finished unpack appears at once: an interrupted one never looks complete.
+    renameSync(work, dir);
+  } catch (error) {
+    rmSync(work, { recursive: true, force: true });
+    // Another build unpacked it meanwhile.
+    if (!existsSync(node.binary)) throw error;
+  }
+  return node;
+}
+
 /** Runtime layer: loader, libc, libstdc++, node, passwd. Debian packages are unpacked, not installed. */
 function assembleRuntime(work: string, rootfs: string, log: Log): void {
   const debs = join(work, 'debs');
@@ -117,16 +148,12 @@ function assembleRuntime(work: string, rootfs: string, log: Log): void {
     }
   }
 
-  log(`npm pack ${NODE_PACKAGE} ...`);
-  const packDir = join(work, 'node');
-  mkdirSync(packDir, { recursive: true });
-  const tarball = run('npm', ['pack', NODE_PACKAGE, '--silent', '--pack-destination', packDir]).trim().split('\n').pop() ?? '';
-  run('tar', ['-xzf', join(packDir, tarball), '-C', packDir]);
+  const node = ensureImageNode(log);
   mkdirSync(join(rootfs, 'usr/local/bin'), { recursive: true });
-  copyFileSync(join(packDir, 'package/bin/node'), join(rootfs, 'usr/local/bin/node'));
+  copyFileSync(node.binary, join(rootfs, 'usr/local/bin/node'));
   chmodSync(join(rootfs, 'usr/local/bin/node'), 0o755);
   mkdirSync(join(rootfs, 'usr/local/share/doc/node'), { recursive: true });
-  for (const license of ['LICENSE', 'package/LICENSE']) if (existsSync(join(packDir, license))) copyFileSync(join(packDir, license), join(rootfs, 'usr/local/share/doc/node/LICENSE'));
+  if (existsSync(node.license)) copyFileSync(node.license, join(rootfs, 'usr/local/share/doc/node/LICENSE'));
 
   mkdirSync(join(rootfs, 'etc'), { recursive: true });
   const { uid, gid, name } = IMAGE_USER;

@@ -38,9 +38,13 @@ function installExitHook(): void {
   });
 }
 
-/** Spawns `node <the image's V8 flags> dist/src/cli.js controller <flags>`, as the image runs it; its output goes to `logPath` (never parsed). */
-export function spawnController(root: string, flags: readonly string[], logPath: string): ControllerProcess {
-  return spawnNode(root, [...NODE_FLAGS, join(root, 'dist/src/cli.js'), 'controller', ...flags], logPath, false);
+/**
+ * Spawns `<node> <the image's V8 flags> dist/src/cli.js controller <flags>`, as the image runs it
+ * (`node`: the image's runtime, from hack/image.ts's ensureImageNode, or this process's); its
+ * output goes to `logPath` (never parsed).
+ */
+export function spawnController(root: string, flags: readonly string[], logPath: string, node = process.execPath): ControllerProcess {
+  return spawnNode(root, [...NODE_FLAGS, join(root, 'dist/src/cli.js'), 'controller', ...flags], logPath, false, node);
 }
 
 const TERMS_PROCESS = 'dist/bench/terms-process.js';
@@ -54,16 +58,16 @@ export function spawnTermsProcess(root: string, flags: readonly string[], logPat
   const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
   mkdirSync(join(root, 'dist/bench'), { recursive: true });
   writeFileSync(join(root, TERMS_PROCESS), outputText);
-  return spawnNode(root, [...NODE_FLAGS, '--expose-gc', join(root, TERMS_PROCESS), ...flags], logPath, true);
+  return spawnNode(root, [...NODE_FLAGS, '--expose-gc', join(root, TERMS_PROCESS), ...flags], logPath, true, process.execPath);
 }
 
-function spawnNode(root: string, args: readonly string[], logPath: string, pipeStdout: boolean): ControllerProcess {
+function spawnNode(root: string, args: readonly string[], logPath: string, pipeStdout: boolean, node: string): ControllerProcess {
   installExitHook();
   const log = openSync(logPath, 'a');
   const env = { ...process.env };
   // The identity must default to hostname-pid, as the Deployment's would to the pod name.
   delete env['POD_NAME'];
-  const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', pipeStdout ? 'pipe' : log, log] });
+  const child = spawn(node, args, { cwd: root, env, stdio: ['ignore', pipeStdout ? 'pipe' : log, log] });
   closeSync(log);
   if (child.pid === undefined) throw new Error('could not spawn the controller');
   const pid = child.pid;
