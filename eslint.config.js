@@ -21,6 +21,16 @@ export default tseslint.config(
       'no-restricted-syntax': ['error', { selector: 'ExportDefaultDeclaration', message: 'Use named exports.' }, { selector: 'TSEnumDeclaration', message: 'Use as-const unions.' }],
     },
   },
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/kube/node-http.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        { paths: [{ name: 'node:http', allowTypeImports: true, message: 'Use src/kube/node-http.ts: an ESM import of node:http loads undici on Node 22 (about 11 MB RSS).' }] },
+      ],
+    },
+  },
   // Tool configuration files must default-export.
   { files: ['eslint.config.js', 'vitest.config.ts'], rules: { 'no-restricted-syntax': 'off' } },
   { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },

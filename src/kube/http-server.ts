@@ -1,5 +1,6 @@
 /** The small HTTP server behind /healthz, /readyz and /metrics. */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { http } from './node-http.js';
 
 export type Check = () => boolean;
 
@@ -36,7 +37,7 @@ function runChecks(checks: Record<string, Check>): { ok: boolean; body: string }
 }
 
 export async function serve(options: ServeOptions): Promise<Server> {
-  const server = createServer((req, res) => {
+  const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if ((path === '/healthz' || path === '/livez') && options.health) {
       const { ok, body } = runChecks(options.health);

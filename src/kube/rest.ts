@@ -3,11 +3,12 @@
  * credentials from a kubeconfig (./kubeconfig.ts), typed errors. Everything Portico says
  * to the API server goes through here, so retries, timeouts and errors are handled one way.
  */
-import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
 import { StringDecoder } from 'node:string_decoder';
 import { createSecureContext } from 'node:tls';
 import type { ClusterTls, KubeConfig } from './kubeconfig.js';
+import { http } from './node-http.js';
 
 export type PatchType = 'merge' | 'json' | 'strategic' | 'apply';
 
@@ -135,7 +136,7 @@ export class RestClient implements KubeClient {
     const agent = sameTls ? previous.agent : https ? tlsAgent(tls, this.maxSockets) : undefined;
     this.connection = {
       base,
-      send: https ? httpsRequest : httpRequest,
+      send: https ? httpsRequest : http.request,
       hostname: base.hostname.startsWith('[') ? base.hostname.slice(1, -1) : base.hostname,
       port: base.port,
       pathPrefix: base.pathname.replace(/\/$/, ''),

@@ -1,7 +1,7 @@
 /** TCP connect and HTTP(S) GET probes against one external address. */
 import { connect } from 'node:net';
-import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { http } from '../../kube/node-http.js';
 import type { HealthSettings } from './spec.js';
 import type { ProbeTarget, Prober } from './health.js';
 
@@ -30,7 +30,7 @@ export const netProber: Prober = {
         socket.once('error', () => finish(false));
       });
     }
-    const request = settings.protocol === 'HTTPS' ? httpsRequest : httpRequest;
+    const request = settings.protocol === 'HTTPS' ? httpsRequest : http.request;
     return new Promise((resolve) => {
       const req = request(
         {
