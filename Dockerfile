@@ -26,6 +26,8 @@ COPY --from=build /app /app
 USER 65532:65532
 WORKDIR /app
 ENV NODE_ENV=production
+# IMAGE_ENV in hack/image.ts; a test keeps them equal.
+ENV MALLOC_ARENA_MAX=2
 # NODE_FLAGS in hack/image.ts (why: docs/controller.md, "Memory and CPU"); a test keeps them equal.
-ENTRYPOINT ["/usr/local/bin/node", "--max-semi-space-size=2", "/app/dist/src/cli.js"]
+ENTRYPOINT ["/usr/local/bin/node", "--max-semi-space-size=2", "--v8-pool-size=2", "/app/dist/src/cli.js"]
 CMD ["--help"]

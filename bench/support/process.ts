@@ -7,7 +7,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'nod
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
-import { NODE_FLAGS } from '../../hack/image.js';
+import { IMAGE_ENV, NODE_FLAGS } from '../../hack/image.js';
 
 /** Compiles src/ to dist/ (gitignored) once, as the image build does. */
 export function buildDist(root: string): void {
@@ -64,7 +64,8 @@ export function spawnTermsProcess(root: string, flags: readonly string[], logPat
 function spawnNode(root: string, args: readonly string[], logPath: string, pipeStdout: boolean, node: string): ControllerProcess {
   installExitHook();
   const log = openSync(logPath, 'a');
-  const env = { ...process.env };
+  // The image's environment, as the image sets it.
+  const env: NodeJS.ProcessEnv = { ...process.env, ...IMAGE_ENV };
   // The identity must default to hostname-pid, as the Deployment's would to the pod name.
   delete env['POD_NAME'];
   const child = spawn(node, args, { cwd: root, env, stdio: ['ignore', pipeStdout ? 'pipe' : log, log] });

@@ -10,7 +10,7 @@
 import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IMAGE_ENTRYPOINT, IMAGE_NAME, IMAGE_USER } from '../../hack/image.js';
+import { IMAGE_ENTRYPOINT, IMAGE_ENV, IMAGE_NAME, IMAGE_USER } from '../../hack/image.js';
 import { parseManifests } from '../../src/kube/apply.js';
 import { imageUnavailable, loadImage, runImage, type LoadedImage } from './image-support.js';
 
@@ -71,6 +71,7 @@ describe.skipIf(imageUnavailable !== undefined)('the container image (npm run im
 
   it('has `portico` as its entrypoint: version and --version', () => {
     expect(image.config.config.Entrypoint).toEqual([...IMAGE_ENTRYPOINT]);
+    expect(image.config.config.Env).toEqual(expect.arrayContaining(Object.entries(IMAGE_ENV).map(([name, value]) => `${name}=${value}`)));
     for (const args of [['version'], ['--version']]) {
       const result = runImage(image, args);
       expect(result.stderr).toBe('');
@@ -100,5 +101,6 @@ describe('the Dockerfile', () => {
     const dockerfile = readFileSync(join(import.meta.dirname, '../../Dockerfile'), 'utf8');
     const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1];
     expect(entrypoint && (JSON.parse(entrypoint) as unknown)).toEqual([...IMAGE_ENTRYPOINT]);
+    for (const [name, value] of Object.entries(IMAGE_ENV)) expect(dockerfile).toMatch(new RegExp(`^ENV ${name}=${value}$`, 'm'));
   });
 });
