@@ -133,7 +133,7 @@ export class RestClient implements KubeClient {
     // TLS material changes, so long-running watches keep their sockets.
     const sameTls = previous !== undefined && sameTlsMaterial(previous.tls, tls) && previous.base.href === base.href;
     const https = base.protocol === 'https:';
-    const agent = sameTls ? previous.agent : https ? tlsAgent(tls, this.maxSockets) : undefined;
+    const agent = sameTls ? previous.agent : https ? tlsAgent(tls, this.maxSockets, this.kubeConfig.source) : undefined;
     this.connection = {
       base,
       send: https ? httpsRequest : http.request,
@@ -285,9 +285,16 @@ export class RestClient implements KubeClient {
  * so kilobytes of PEM were copied and hashed for every call (about 30 µs a request, 15% of the
  * client's CPU). The context also spares each new socket from parsing the certificates again.
  */
-function tlsAgent(tls: ClusterTls, maxSockets: number): Agent {
+function tlsAgent(tls: ClusterTls, maxSockets: number, source: string): Agent {
   const { ca, cert, key, ...rest } = tls;
-  return new Agent({ keepAlive: true, maxSockets, ...rest, secureContext: createSecureContext({ ca, cert, key }) });
+  let secureContext;
+  try {
+    secureContext = createSecureContext({ ca, cert, key });
+  } catch (error) {
+    // As when the same material failed at connect: retried, since the files are read again.
+    throw new KubeApiError(0, 'ConnectionFailed', `TLS material from ${source}: ${(error as Error).message}`);
+  }
+  return new Agent({ keepAlive: true, maxSockets, ...rest, secureContext });
 }
 
 function queryString(query: RequestParams['query']): string {

@@ -138,6 +138,11 @@ describe('RestClient TLS', () => {
       expect(untrusted).toMatchObject({ reason: 'ConnectionFailed' });
       expect((untrusted as Error).message).toMatch(/certificate/i);
       expect(await call({ ca: other?.['ca.crt'], cert: other?.['admin.crt'], key: other?.['admin.key'], rejectUnauthorized: false })).toEqual({ user: 'portico-admin' });
+      // A client key that cannot be read fails the call the same retryable way as a failed handshake.
+      const unreadable = await call({ ca: ours?.['ca.crt'], cert: ours?.['admin.crt'], key: Buffer.from('not a key') });
+      expect(unreadable).toBeInstanceOf(KubeApiError);
+      expect(unreadable).toMatchObject({ reason: 'ConnectionFailed', retryable: true });
+      expect((unreadable as Error).message).toMatch(/^TLS material from test: /);
     } finally {
       const running = tlsServer;
       running?.closeAllConnections();
