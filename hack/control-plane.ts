@@ -6,6 +6,8 @@
  * reaper process also does both if this process dies without calling `stop()`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { get as httpsGet } from 'node:https';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -237,23 +239,57 @@ function startReaper(dir: string): ChildProcess {
   return reaper;
 }
 
-export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => {
-      const server = createServer();
-      return new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve(server));
-      });
-    }),
-  );
-  const ports = servers.map((s) => {
-    const address = s.address();
-    if (address === null || typeof address === 'string') throw new Error('no port');
-    return address.port;
+/**
+ * Ports are picked below the kernel's ephemeral range (32768-60999 by default): a port the
+ * kernel hands out from that range is, by the time a child process binds it, as likely to be
+ * some test's outgoing connection ("Address already in use").
+ */
+const PORT_BASE = 20_000;
+const PORT_SPAN = 12_000;
+
+/** Binds `port` on loopback (TCP, and UDP when asked); undefined when something holds it. */
+async function holdPort(port: number, udp: boolean): Promise<(() => Promise<void>) | undefined> {
+  const server = createServer();
+  const tcp = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => resolve(true));
   });
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
+  if (!tcp) return undefined;
+  const closeTcp = (): Promise<void> => new Promise((resolve) => server.close(() => resolve()));
+  if (!udp) return closeTcp;
+  const socket = createSocket('udp4');
+  const bound = await new Promise<boolean>((resolve) => {
+    socket.once('error', () => resolve(false));
+    socket.bind(port, '127.0.0.1', () => resolve(true));
+  });
+  const closeUdp = (): Promise<void> => new Promise((resolve) => socket.close(() => resolve()));
+  if (!bound) {
+    await Promise.all([closeTcp(), closeUdp()]);
+    return undefined;
+  }
+  return async () => {
+    await Promise.all([closeTcp(), closeUdp()]);
+  };
+}
+
+/** `count` distinct loopback ports nothing holds now (for TCP, and for UDP too with `udp`). */
+export async function freePorts(count: number, options: { udp?: boolean } = {}): Promise<number[]> {
+  const ports: number[] = [];
+  const releases: (() => Promise<void>)[] = [];
+  try {
+    for (let attempt = 0; ports.length < count; attempt++) {
+      if (attempt >= 500) throw new Error(`no ${String(count)} free ports in ${String(PORT_BASE)}-${String(PORT_BASE + PORT_SPAN - 1)}`);
+      const port = PORT_BASE + randomInt(PORT_SPAN);
+      if (ports.includes(port)) continue;
+      const release = await holdPort(port, options.udp ?? false);
+      if (release === undefined) continue;
+      ports.push(port);
+      releases.push(release);
+    }
+    return ports;
+  } finally {
+    await Promise.all(releases.map((release) => release()));
+  }
 }
 
 function kubeconfig(server: string, dir: string, user: string): string {

@@ -1,47 +1,12 @@
 /** A real dnsmasq on loopback whose records a test changes (hosts files in --hostsdir). */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomInt } from 'node:crypto';
-import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePorts } from '../../../hack/control-plane.js';
 
 export const DNSMASQ = ['/usr/sbin/dnsmasq', '/usr/bin/dnsmasq'].find((p) => existsSync(p));
-
-/** Binds `port` on loopback for `kind` and lets go; false when something holds it. */
-async function canBind(kind: 'tcp' | 'udp', port: number): Promise<boolean> {
-  if (kind === 'udp') {
-    const socket = createSocket('udp4');
-    const bound = await new Promise<boolean>((resolve) => {
-      socket.once('error', () => resolve(false));
-      socket.bind(port, '127.0.0.1', () => resolve(true));
-    });
-    await new Promise<void>((resolve) => socket.close(() => resolve()));
-    return bound;
-  }
-  const server = createServer();
-  const bound = await new Promise<boolean>((resolve) => {
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => resolve(true));
-  });
-  if (bound) await new Promise((resolve) => server.close(resolve));
-  return bound;
-}
-
-/**
- * A port free for both UDP and TCP (dnsmasq binds both), picked below the kernel's ephemeral
- * range (32768-60999 by default): a port the kernel handed out for a moment could meanwhile be
- * any test's outgoing connection, which is how dnsmasq once failed with "Address already in use".
- */
-async function freeDnsPort(): Promise<number> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const port = 20_000 + randomInt(12_000);
-    if ((await canBind('udp', port)) && (await canBind('tcp', port))) return port;
-  }
-  throw new Error('no free port for dnsmasq in 20000-31999');
-}
 
 /** Resolves once dnsmasq logs that it started (its sockets are bound by then), or rejects with its output. */
 function whenStarted(child: ChildProcess, output: () => string, timeoutMs: number): Promise<void> {
@@ -81,7 +46,7 @@ export async function startDnsmasq(options: { ttlSeconds: number; localDomains: 
   // between, dnsmasq says so and another port is tried.
   let started: { child: ChildProcess; port: number } | undefined;
   for (let attempt = 1; started === undefined; attempt++) {
-    const port = await freeDnsPort();
+    const [port = 0] = await freePorts(1, { udp: true });
     const child: ChildProcess = spawn(
       DNSMASQ,
       [
