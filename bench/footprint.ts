@@ -48,8 +48,9 @@
  *   3. rest: with those N Services, --rest seconds: restRssMb (VmRSS at the end; min and max
  *      of 1 s samples too), restCpuSPerMin ((utime + stime) over the window, per minute),
  *      restRequests (non-Lease) and restLeaseRequests. Then one more --rest window:
- *      restCpuSteadySPerMin, the same CPU figure once V8's memory reducer (which runs once,
- *      some 30-50 s after a burst ends) has had its turn — what an idle controller costs.
+ *      restCpuSteadySPerMin, the same CPU figure a minute later, when anything a burst left
+ *      behind (without --idle-compaction: V8's memory reducer, 30-50 s after it) has had its
+ *      turn — what an idle controller costs.
  * Running the cold start and the burst in two processes keeps each phase what a user sees:
  * a restart with pending work, and a running controller meeting a burst.
  *

@@ -37,7 +37,7 @@ async function main(argv: string[]): Promise<number> {
           shutdown.abort();
         });
       }
-      const running = await startController(config, shutdown.signal, { logger });
+      const running = await startController(config, shutdown.signal, { logger, ownsProcess: true });
       const outcome = await running.done;
       // Lost leadership (not a requested stop): exit non-zero so the pod restarts fresh.
       return outcome === 'lost' && !shutdown.signal.aborted ? 1 : 0;

@@ -4,12 +4,14 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { Server } from 'node:http';
+import { getHeapStatistics } from 'node:v8';
 import type { Logger } from 'pino';
-import { Registry } from 'prom-client';
+import { Histogram, Registry } from 'prom-client';
 import { systemClock, type Clock } from '../kube/clock.js';
 import { EventRecorder } from '../kube/events.js';
 import { GuardedClient } from '../kube/guarded-client.js';
 import { serve } from '../kube/http-server.js';
+import { ActivityClient, DEFAULT_COMPACTION, heapCompactor, IdleCompactor } from '../kube/idle-compaction.js';
 import { loadKubeConfig } from '../kube/kubeconfig.js';
 import { leaderElectionHealthy, LeaderElector } from '../kube/leader-election/elector.js';
 import { restLeaseStore } from '../kube/leader-election/lease-store.js';
@@ -92,6 +94,30 @@ async function runTerm(options: TermOptions, signal: AbortSignal): Promise<void>
   await events.close();
 }
 
+/** undefined when off (0) or when this Node.js cannot take memory reduction over from V8. */
+function idleCompactor(idleMs: number, clock: Clock, registry: Registry, logger: Logger): IdleCompactor | undefined {
+  const compact = idleMs > 0 ? heapCompactor() : undefined;
+  if (!compact) return undefined;
+  const durations = new Histogram({
+    name: 'portico_heap_compaction_duration_seconds',
+    help: 'Heap compactions after work went quiet (--idle-compaction), by time taken',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [registry],
+  });
+  return new IdleCompactor(
+    {
+      compact,
+      heapBytes: () => getHeapStatistics().total_heap_size,
+      clock,
+      onCompacted: ({ beforeBytes, afterBytes, seconds }) => {
+        durations.observe(seconds);
+        logger.info({ heapBeforeMb: Math.round(beforeBytes / 1e5) / 10, heapAfterMb: Math.round(afterBytes / 1e5) / 10, ms: Math.round(seconds * 1000) }, 'heap compacted');
+      },
+    },
+    { ...DEFAULT_COMPACTION, idleMs },
+  );
+}
+
 export interface StartOptions {
   clock?: Clock;
   logger?: Logger;
@@ -99,6 +125,11 @@ export interface StartOptions {
   providerModules?: readonly ProviderModule[];
   /** More controller modules to run each term. */
   modules?: readonly ModuleFactory[];
+  /**
+   * The controller is the process (the CLI): it may change process-wide V8 settings, as
+   * --idle-compaction does. Tests and benchmarks that start it in-process leave this off.
+   */
+  ownsProcess?: boolean;
 }
 
 export async function startController(config: ControllerConfig, signal: AbortSignal, options: StartOptions = {}): Promise<RunningController> {
@@ -113,6 +144,9 @@ export async function startController(config: ControllerConfig, signal: AbortSig
   const client = new RestClient(kc, `${COMPONENT}/${packageVersion()} (${config.identity})`);
   const registry = new Registry();
   const served = withProcessMetrics(registry);
+  const compactor = options.ownsProcess === true ? idleCompactor(config.idleCompactionMs, clock, registry, logger) : undefined;
+  // The leader's work counts as activity for the compactor; the Lease store's renewals do not.
+  const workClient: KubeClient = compactor ? new ActivityClient(client, compactor.noteActivity) : client;
 
   let synced = false;
   const electorRef: { current: LeaderElector | undefined } = { current: undefined };
@@ -142,6 +176,7 @@ export async function startController(config: ControllerConfig, signal: AbortSig
   const closeAll = (): void => {
     for (const server of servers) server.close();
     client.close();
+    compactor?.stop();
   };
 
   const onSynced = (): void => {
@@ -150,7 +185,7 @@ export async function startController(config: ControllerConfig, signal: AbortSig
 
   if (!config.leaderElect) {
     logger.info({ providers: config.providers, defaultClass: config.defaultClass }, 'starting without leader election');
-    const guarded = new GuardedClient(client, () => !signal.aborted);
+    const guarded = new GuardedClient(workClient, () => !signal.aborted);
     const done = runTerm({ config, modules, extraModules: options.modules ?? [], client: guarded, registry, logger, clock, onSynced }, signal).then(
       () => 'stopped' as const,
       (error: unknown) => {
@@ -184,7 +219,7 @@ export async function startController(config: ControllerConfig, signal: AbortSig
         leadSignal.addEventListener('abort', stopTerm, { once: true });
         const termSignal = term.signal;
         // Every write of the term first checks, locally, that the Lease is still ours with margin.
-        const guarded = new GuardedClient(client, () => !termSignal.aborted && elector.holdsLease());
+        const guarded = new GuardedClient(workClient, () => !termSignal.aborted && elector.holdsLease());
         termDone = runTerm({ config, modules, extraModules: options.modules ?? [], client: guarded, registry, logger, clock, onSynced, onEvents: (e) => (termEvents = e) }, termSignal).catch((error: unknown) => {
           logger.error({ err: error }, 'controller failed');
         });
@@ -194,6 +229,8 @@ export async function startController(config: ControllerConfig, signal: AbortSig
         term?.abort();
         termEvents?.discard();
         synced = false;
+        // What the term held is garbage now: compact once the process is quiet.
+        compactor?.noteActivity();
         if (signal.aborted) logger.info({ identity: config.identity }, 'stopped leading (shutdown)');
         else logger.warn({ identity: config.identity }, 'stopped leading');
       },

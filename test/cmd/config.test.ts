@@ -18,13 +18,20 @@ describe('parseControllerFlags', () => {
       defaultClass: undefined,
       workers: 4,
       resyncPeriodMs: 600_000,
+      idleCompactionMs: 2_000,
     });
+  });
+
+  it('turns idle compaction off with 0', () => {
+    expect(parseControllerFlags(['--idle-compaction=0'], {}).idleCompactionMs).toBe(0);
+    expect(parseControllerFlags(['--idle-compaction=500ms'], {}).idleCompactionMs).toBe(500);
   });
 
   it.each([
     [['--workers=0'], '--workers=0'],
     [['--workers=1.5'], '--workers=1.5'],
     [['--resync-period=10'], '--resync-period=10'],
+    [['--idle-compaction=soon'], '--idle-compaction=soon'],
     [['--providers=portico.dev/gce'], 'unknown provider portico.dev/gce'],
     [['--default-class=portico.dev/aws-nlb'], '--default-class=portico.dev/aws-nlb: must be one of the enabled --providers'],
     [['--log-level=loud'], '--log-level=loud'],
