@@ -6,8 +6,9 @@
  *
  * Activity is what the leader's work sends and receives (requests and watch events of the
  * term's client); Lease renewals are not work. After `idleMs` without activity, the heap is
- * compacted if V8 holds enough more of it than after the last compaction. Nothing wakes the process when nothing
- * is due: the one timer is armed by activity and not re-armed once the heap has been looked at.
+ * compacted if V8 holds enough more of it than after the last compaction. Nothing wakes the
+ * process when nothing is due: the one timer is armed by activity and not re-armed once the heap
+ * has been looked at.
  */
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
