@@ -191,9 +191,20 @@ export class WorkQueue {
     return this.stopping;
   }
 
-  /** Queues `key` unless it is already waiting; a key being processed is re-queued once when done. */
+  /**
+   * Queues `key` unless it is already waiting; a key being processed is re-queued once when done.
+   * A delayed add of the key is dropped: the reconcile it waits for happens now, and that
+   * reconcile's outcome schedules whatever comes next (else a burst's held-back keys all ran
+   * again, for nothing, up to 10 s after it ended).
+   */
   add(key: string): void {
-    if (this.stopping || this.dirty.has(key)) return;
+    if (this.stopping) return;
+    const delayed = this.waiting.get(key);
+    if (delayed) {
+      delayed.cancel();
+      this.waiting.delete(key);
+    }
+    if (this.dirty.has(key)) return;
     this.metrics.adds.inc(this.labels);
     this.dirty.add(key);
     // Like client-go, queue time starts at the add, so it includes waiting for an in-flight run.

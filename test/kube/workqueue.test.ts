@@ -161,6 +161,29 @@ describe('WorkQueue addAfter', () => {
     expect(q.len()).toBe(0);
   });
 
+  it('drops a delayed add when the key is added now: one run, not a second one later', async () => {
+    const { q, clock } = setup();
+    q.addAfter('k', 10_000);
+    await clock.advance(3_000);
+    q.add('k');
+    expect(clock.pendingTimers).toBe(0);
+    q.done(await take(q));
+    await clock.advance(60_000);
+    expect(q.len()).toBe(0);
+  });
+
+  it('schedules what the run after an add asks for, not what was pending before it', async () => {
+    const { q, clock } = setup();
+    q.addAfter('k', 10_000);
+    q.add('k');
+    q.done(await take(q));
+    q.addAfter('k', 30_000);
+    await clock.advance(29_999);
+    expect(q.len()).toBe(0);
+    await clock.advance(1);
+    expect(q.len()).toBe(1);
+  });
+
   it.each([0, -5, NaN])('a non-positive delay (%s) adds immediately', (ms) => {
     const { q, clock } = setup();
     q.addAfter('k', ms);
