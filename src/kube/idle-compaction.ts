@@ -178,7 +178,9 @@ const FIRST_V8_WITH_REDUCER_GC_COUNT = 12;
  * Takes over memory reduction from V8, or returns undefined where that cannot be done (older
  * V8: its reducer stays in charge). The returned function is a full GC that also returns pooled
  * pages and shrinks the young generation (`flavor: 'last-resort'`); a plain full GC leaves
- * them. It takes 50-100 ms with 1000 Services, once per burst. The `gc` function lives only in a throwaway context: nothing global changes.
+ * them. It takes 50-100 ms with 1000 Services, once per burst. `gc` is taken from a throwaway
+ * context, so no global appears; but --expose-gc stays set for the process (contexts made later
+ * get `gc` too), which is why only the process's owner calls this.
  */
 export function heapCompactor(v8Version: string = process.versions.v8): (() => void) | undefined {
   if (Number(v8Version.split('.')[0]) < FIRST_V8_WITH_REDUCER_GC_COUNT) return undefined;
