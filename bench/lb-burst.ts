@@ -1,7 +1,8 @@
 /**
  * lb-burst: N LoadBalancer Services exist before the controller starts; how long until every
  * one has an ingress address and our finalizer — compared with the floor, a bare client loop
- * that makes the same two writes per Service at the same concurrency.
+ * that makes the same two writes per Service (a finalizer; the status the controller writes,
+ * condition included) at the same concurrency.
  *
  *   npm run bench -- lb-burst [--services=1000] [--workers=4] [--repeat=1] [--timeout=600]
  *                             [--create-concurrency=16]

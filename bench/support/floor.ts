@@ -1,7 +1,8 @@
 /**
  * The floor shared by lb-burst and footprint: what any client must do at minimum to give N
- * pending LoadBalancer Services an address — one list, then two writes per Service (our
- * finalizer, and the ingress address through /status) at the controller's concurrency.
+ * pending LoadBalancer Services an address — one list, then the controller's two writes per
+ * Service (a finalizer, and the status the controller writes: the ingress address and its
+ * LoadBalancerReady condition, through /status) at the controller's concurrency.
  *
  * The floor works on Services of its own class with its own finalizer: with Portico's finalizer
  * but a foreign class, the controller would treat them as ones to clean up.
@@ -12,7 +13,7 @@ import type { KubeConfig } from '../../src/kube/kubeconfig.js';
 import { claimPatch } from '../../src/kube/ownership.js';
 import { patchWithRetry } from '../../src/kube/patch.js';
 import { RestClient } from '../../src/kube/rest.js';
-import { FINALIZER } from '../../src/reconcile/loadbalancer/planner.js';
+import { desiredStatus, FINALIZER, statusPatch } from '../../src/reconcile/loadbalancer/planner.js';
 import { listAll, watchCompletion } from './cluster.js';
 import { forEachLimit } from './util.js';
 
@@ -53,7 +54,9 @@ export interface FloorOptions {
 
 /**
  * One list, then `workers` concurrent loops PATCH a finalizer onto each Service (merge patch
- * with resourceVersion) and PATCH status.loadBalancer.ingress through /status. The same
+ * with resourceVersion) and PATCH through /status the body the controller writes for a
+ * provisioned Service (planner's desiredStatus and statusPatch: ingress and condition), so the
+ * API server stores, and sends to watchers, objects of the same size. The same
  * completion watch as in the controller phase runs alongside, so both phases carry the
  * benchmark's own observer load on the API server and in this process.
  */
@@ -69,8 +72,9 @@ export async function runFloor(kc: KubeConfig, namespace: string, options: Floor
       const objectPath = servicePath(service);
       const { object } = await patchWithRetry(client, objectPath, service, (s) => claimPatch(s, { finalizer: FLOOR_FINALIZER, annotation: 'example.com/bench-floor' }, 'floor'));
       const ip = options.address(++counter);
-      const ports = (object.spec?.ports ?? []).map((p) => ({ port: p.port, protocol: p.protocol ?? 'TCP' }));
-      await patchWithRetry(client, objectPath, object, () => ({ status: { loadBalancer: { ingress: [{ ip, ipMode: 'VIP', ports }] } } }), { subresource: 'status' });
+      const ports = (object.spec?.ports ?? []).map((p) => ({ port: p.port, protocol: (p.protocol ?? 'TCP') as 'TCP' | 'UDP' | 'SCTP' }));
+      const status = desiredStatus(object, { kind: 'ensured', status: { ingress: [{ ip, ipMode: 'VIP', ports }] } }, new Date());
+      await patchWithRetry(client, objectPath, object, () => ({ status: statusPatch(status) }), { subresource: 'status' });
     });
     const wrote = performance.now();
     let timer: NodeJS.Timeout | undefined;
