@@ -4,7 +4,7 @@
  * burst: cold start against the floor, time to quiet after a burst, and memory, CPU and API
  * requests at rest.
  *
- *   npm run bench -- footprint [--services=1000] [--large=5000] [--rounds=3] [--rest=60]
+ *   npm run bench -- footprint [--services=1000] [--large=5000] [--rounds=4] [--rest=60]
  *                              [--quiet-timeout=300] [--timeout=600] [--audit-mode=blocking]
  *                              [--runtime=image]
  *
@@ -31,14 +31,16 @@
  * status, nothing is announced or sent anywhere. Services: class portico.dev/l2, IPv4
  * single-stack, one TCP port, no node ports.
  *
- * Per round (odd rounds floor first, even rounds controller first, as in lb-burst), with N
+ * Per round (odd rounds floor first, even rounds controller first, as in lb-burst; the default
+ * of 4 rounds runs each order twice, as the phase that runs second measured slower), with N
  * Services and nothing else of any class in the cluster during each phase:
  *   1. cold start: N pending Services exist (created untimed); the process is spawned; time
  *      from spawn to the last Service having an ingress address and our finalizer, as seen by
  *      the benchmark's watch. Process start is included. The process is then stopped (SIGTERM)
  *      and the Services deleted with their finalizers stripped.
  *      floor: N pending Services of a foreign class; one list and the same two writes per
- *      Service at the controller's default --workers, in this process (support/floor.ts).
+ *      Service (a finalizer; the controller's status body, condition included) at the
+ *      controller's default --workers, in this process (support/floor.ts).
  *      coldStartRatio = cold start / floor.
  *   2. burst: a fresh process with no Services of its class; once it holds the Lease and has
  *      been quiet for 5 s, N Services are created 16 at a time in another namespace.
@@ -54,7 +56,7 @@
  * Running the cold start and the burst in two processes keeps each phase what a user sees:
  * a restart with pending work, and a running controller meeting a burst.
  *
- * At --large Services (5000; 0 skips): coldStartRatio over min(rounds, 3) rounds, and, in the
+ * At --large Services (5000; 0 skips): coldStartRatio over min(rounds, 4) rounds, and, in the
  * last of them, restRssMb after the cold start (after quiet, or after --quiet-timeout).
  */
 import { execFileSync } from 'node:child_process';
@@ -104,7 +106,7 @@ interface Options {
 }
 
 export function parseOptions(args: string[]): Options {
-  const values = stringFlags(args, { services: '1000', large: '5000', rounds: '3', rest: '60', 'quiet-timeout': '300', timeout: '600', 'audit-mode': 'blocking', runtime: 'image' });
+  const values = stringFlags(args, { services: '1000', large: '5000', rounds: '4', rest: '60', 'quiet-timeout': '300', timeout: '600', 'audit-mode': 'blocking', runtime: 'image' });
   const auditMode = values['audit-mode'] as AuditMode;
   if (!AUDIT_MODES.includes(auditMode)) throw new UsageError(`--audit-mode=${values['audit-mode']}: expected one of ${AUDIT_MODES.join(', ')}`);
   const runtime = values.runtime as Runtime;
@@ -425,7 +427,7 @@ export async function run(args: string[]): Promise<void> {
 
     const largeRounds: LargeRound[] = [];
     let largeRest: { quiet: Quiet; rest: Rest } | undefined;
-    const largeCount = options.large > 0 ? Math.min(options.rounds, 3) : 0;
+    const largeCount = options.large > 0 ? Math.min(options.rounds, 4) : 0;
     for (let i = 1; i <= largeCount; i++) {
       const last = i === largeCount;
       const { cold, floorS } = await coldAndFloor(ctx, i, options.large, 'fp-large', last);
