@@ -56,7 +56,7 @@ export interface FloorOptions {
  * One list, then `workers` concurrent loops PATCH a finalizer onto each Service (merge patch
  * with resourceVersion) and PATCH through /status the body the controller writes for a
  * provisioned Service (planner's desiredStatus and statusPatch: ingress and condition), so the
- * API server stores, and sends to watchers, objects of the same size. The same
+ * API server validates, stores and sends to watchers objects of the same shape. The same
  * completion watch as in the controller phase runs alongside, so both phases carry the
  * benchmark's own observer load on the API server and in this process.
  */

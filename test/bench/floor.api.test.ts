@@ -1,7 +1,7 @@
 /**
  * The benchmarks' floor (bench/support/floor.ts) stands for the least any client must do for
  * the controller's result, so it must make the controller's writes: the same status body,
- * condition included. A floor writing less would flatter every ratio against it.
+ * condition included. A floor writing less finishes sooner and inflates every ratio against it.
  */
 import type { V1Service } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
