@@ -101,6 +101,8 @@ interface Pending {
   reason: string;
   message: string;
   at: number;
+  /** When it started waiting (`at` moves with repeats). */
+  queuedAt: number;
   /** Repeats recorded while this one waited to be written. */
   count: number;
 }
@@ -110,7 +112,7 @@ function referenceKey(object: ObjectReference): string {
   return object.uid ?? `${object.apiVersion}/${object.kind}/${object.namespace ?? ''}/${object.name}`;
 }
 
-function eventKey(event: Omit<Pending, 'count' | 'at'>): string {
+function eventKey(event: Omit<Pending, 'count' | 'at' | 'queuedAt'>): string {
   return [referenceKey(event.object), event.type, event.reason, event.message].join('\u0000');
 }
 
@@ -139,6 +141,14 @@ export const DEFAULT_EVENT_BURST = 500;
  * full rate once the work is done.
  */
 export const BUSY_EVENT_QPS = 10;
+/**
+ * While that work is busy, Normal Events wait for it to finish (Warnings do not): a cold start
+ * or a burst writes addresses, then says so. One that has waited this long goes at the busy
+ * rate, so work that never stops does not starve them.
+ */
+export const BUSY_HOLD_MS = 30_000;
+/** How often held Events look again whether the work is done (a timer only while it is busy). */
+const BUSY_RECHECK_MS = 100;
 /** How long shutdown waits for unwritten Events. */
 const FLUSH_DEADLINE_MS = 5_000;
 
@@ -199,13 +209,14 @@ export class EventRecorder implements EventSink {
       this.drop('rateLimited');
       return;
     }
-    this.pending.set(key, { ...event, at: now, count: 1 });
+    this.pending.set(key, { ...event, at: now, queuedAt: now, count: 1 });
     void this.drain();
   }
 
   /**
-   * Events yield to the work `busy` reports (a controller's queue): while it is busy they
-   * trickle at BUSY_EVENT_QPS, so a cold start or a burst gets its addresses first.
+   * Events yield to the work `busy` reports (a controller's queue): while it is busy, Warnings
+   * trickle at BUSY_EVENT_QPS and Normal Events wait (up to BUSY_HOLD_MS), so a cold start or a
+   * burst gets its addresses first.
    */
   yieldTo(busy: () => boolean): void {
     this.busy = busy;
@@ -225,6 +236,8 @@ export class EventRecorder implements EventSink {
    * has stopped (shutdown, lost leadership) must not keep writing. What is left is dropped.
    */
   async close(deadlineMs = FLUSH_DEADLINE_MS): Promise<void> {
+    // The work has stopped too: nothing to yield to within the deadline.
+    this.busy = () => false;
     await this.flush(deadlineMs);
     this.discard();
   }
@@ -241,11 +254,18 @@ export class EventRecorder implements EventSink {
     if (this.draining) return;
     this.draining = true;
     try {
-      for (;;) {
-        const next = this.pending.entries().next();
-        if (next.done) break;
-        const [key, event] = next.value;
-        const wait = (this.busy() ? this.busyBucket : this.bucket).reserve(this.clock.now());
+      while (this.pending.size > 0) {
+        const now = this.clock.now();
+        const busy = this.busy();
+        const next = busy ? this.nextWhileBusy(now) : this.pending.entries().next().value;
+        if (next === undefined) {
+          // Only Normal Events wait, held for the busy work.
+          await this.clock.sleep(BUSY_RECHECK_MS);
+          if (this.closed) break;
+          continue;
+        }
+        const [key, event] = next;
+        const wait = (busy ? this.busyBucket : this.bucket).reserve(now);
         if (wait > 0) await this.clock.sleep(wait);
         if (this.closed) break;
         // Taken only now, so repeats recorded during the wait are folded into this write.
@@ -256,6 +276,18 @@ export class EventRecorder implements EventSink {
       this.draining = false;
       for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
+  }
+
+  /** The oldest Warning, or the oldest Normal Event once it has waited BUSY_HOLD_MS. */
+  private nextWhileBusy(now: number): [string, Pending] | undefined {
+    let normalsHeld = false;
+    for (const entry of this.pending) {
+      if (entry[1].type === 'Warning') return entry;
+      // Oldest first: once one Normal Event is still held, so are the ones after it.
+      if (!normalsHeld && now - entry[1].queuedAt >= BUSY_HOLD_MS) return entry;
+      normalsHeld = true;
+    }
+    return undefined;
   }
 
   private async write(key: string, event: Pending): Promise<void> {

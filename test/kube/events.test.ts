@@ -173,7 +173,7 @@ describe('EventRecorder', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
-  it('yields to reconcile work: a trickle while the queue is busy, the rest at full rate once it is idle', async () => {
+  it('yields to reconcile work: Normal Events wait while the queue is busy, then go at full rate once it is idle', async () => {
     const clock = new FakeClock();
     const client = new RecordingClient();
     const recorder = new EventRecorder(client, 'portico-test', { clock });
@@ -181,12 +181,55 @@ describe('EventRecorder', () => {
     recorder.yieldTo(() => busy);
     for (let i = 0; i < 1000; i++) recorder.record({ ...web, name: `s${String(i)}`, uid: `u${String(i)}` }, 'Normal', 'EnsuredLoadBalancer', 'Ensured load balancer: 192.0.2.7');
     await clock.advance(5_000);
-    // 10 a second while busy, so status writes keep the API server to themselves.
-    expect(client.requests.length).toBeGreaterThanOrEqual(45);
-    expect(client.requests.length).toBeLessThanOrEqual(55);
+    // Status writes keep the API server to themselves.
+    expect(client.requests).toHaveLength(0);
     busy = false;
     await clock.advance(5_000);
     expect(client.requests).toHaveLength(1000);
     expect(clock.pendingTimers).toBe(0);
   });
+
+  it('keeps Warnings flowing while the queue is busy, at 10 a second, ahead of held Normal Events', async () => {
+    const clock = new FakeClock();
+    const client = new RecordingClient();
+    const recorder = new EventRecorder(client, 'portico-test', { clock });
+    recorder.yieldTo(() => true);
+    recorder.record(web, 'Normal', 'EnsuredLoadBalancer', 'Ensured load balancer: 192.0.2.7');
+    for (let i = 0; i < 100; i++) recorder.record({ ...api, name: `f${String(i)}`, uid: `f${String(i)}` }, 'Warning', 'AllocationFailed', 'no address left in pool default');
+    await clock.advance(5_000);
+    const reasons = written(client).map((line) => line.split(' ')[1]);
+    expect(reasons.length).toBeGreaterThanOrEqual(45);
+    expect(reasons.length).toBeLessThanOrEqual(55);
+    expect(new Set(reasons)).toEqual(new Set(['AllocationFailed']));
+    recorder.discard();
+  });
+
+  it('writes a Normal Event held for 30 s while the queue never goes idle, at the busy rate', async () => {
+    const clock = new FakeClock();
+    const client = new RecordingClient();
+    const recorder = new EventRecorder(client, 'portico-test', { clock });
+    recorder.yieldTo(() => true);
+    for (let i = 0; i < 100; i++) recorder.record({ ...web, name: `s${String(i)}`, uid: `u${String(i)}` }, 'Normal', 'EnsuredLoadBalancer', 'Ensured load balancer: 192.0.2.7');
+    await clock.advance(29_900);
+    expect(client.requests).toHaveLength(0);
+    await clock.advance(5_100);
+    expect(client.requests.length).toBeGreaterThanOrEqual(45);
+    expect(client.requests.length).toBeLessThanOrEqual(55);
+    expect(written(client)[0]).toBe('s0 EnsuredLoadBalancer');
+    recorder.discard();
+  });
+
+  it('writes held Normal Events at full rate on close: the work they waited for has stopped', async () => {
+    const clock = new FakeClock();
+    const client = new RecordingClient();
+    const recorder = new EventRecorder(client, 'portico-test', { clock });
+    recorder.yieldTo(() => true);
+    for (let i = 0; i < 300; i++) recorder.record({ ...web, name: `s${String(i)}`, uid: `u${String(i)}` }, 'Normal', 'EnsuredLoadBalancer', 'Ensured load balancer: 192.0.2.7');
+    const closed = recorder.close(5_000);
+    await clock.advance(1_000);
+    await closed;
+    expect(client.requests).toHaveLength(300);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
 });
