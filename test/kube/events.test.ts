@@ -27,6 +27,16 @@ function written(client: RecordingClient): string[] {
   });
 }
 
+/** A recorder whose controller's queue is always busy (yieldTo), with `n` Services' EnsuredLoadBalancer waiting. */
+function busyWithEnsured(n: number): { clock: FakeClock; client: RecordingClient; recorder: EventRecorder } {
+  const clock = new FakeClock();
+  const client = new RecordingClient();
+  const recorder = new EventRecorder(client, 'portico-test', { clock });
+  recorder.yieldTo(() => true);
+  for (let i = 0; i < n; i++) recorder.record({ ...web, name: `s${String(i)}`, uid: `u${String(i)}` }, 'Normal', 'EnsuredLoadBalancer', 'Ensured load balancer: 192.0.2.7');
+  return { clock, client, recorder };
+}
+
 describe('ObjectSpamFilter', () => {
   const MIN = 60_000;
   // Each row: what one object asks for, in order, at the given times (ms); `allowed` counts the yeses.
@@ -190,11 +200,7 @@ describe('EventRecorder', () => {
   });
 
   it('keeps Warnings flowing while the queue is busy, at 10 a second, ahead of held Normal Events', async () => {
-    const clock = new FakeClock();
-    const client = new RecordingClient();
-    const recorder = new EventRecorder(client, 'portico-test', { clock });
-    recorder.yieldTo(() => true);
-    recorder.record(web, 'Normal', 'EnsuredLoadBalancer', 'Ensured load balancer: 192.0.2.7');
+    const { clock, client, recorder } = busyWithEnsured(1);
     for (let i = 0; i < 100; i++) recorder.record({ ...api, name: `f${String(i)}`, uid: `f${String(i)}` }, 'Warning', 'AllocationFailed', 'no address left in pool default');
     await clock.advance(5_000);
     const reasons = written(client).map((line) => line.split(' ')[1]);
@@ -204,12 +210,9 @@ describe('EventRecorder', () => {
     recorder.discard();
   });
 
+
   it('writes a Normal Event held for 30 s while the queue never goes idle, at the busy rate', async () => {
-    const clock = new FakeClock();
-    const client = new RecordingClient();
-    const recorder = new EventRecorder(client, 'portico-test', { clock });
-    recorder.yieldTo(() => true);
-    for (let i = 0; i < 100; i++) recorder.record({ ...web, name: `s${String(i)}`, uid: `u${String(i)}` }, 'Normal', 'EnsuredLoadBalancer', 'Ensured load balancer: 192.0.2.7');
+    const { clock, client, recorder } = busyWithEnsured(100);
     await clock.advance(29_900);
     expect(client.requests).toHaveLength(0);
     await clock.advance(5_100);
@@ -219,17 +222,15 @@ describe('EventRecorder', () => {
     recorder.discard();
   });
 
+
   it('writes held Normal Events at full rate on close: the work they waited for has stopped', async () => {
-    const clock = new FakeClock();
-    const client = new RecordingClient();
-    const recorder = new EventRecorder(client, 'portico-test', { clock });
-    recorder.yieldTo(() => true);
-    for (let i = 0; i < 300; i++) recorder.record({ ...web, name: `s${String(i)}`, uid: `u${String(i)}` }, 'Normal', 'EnsuredLoadBalancer', 'Ensured load balancer: 192.0.2.7');
+    const { clock, client, recorder } = busyWithEnsured(300);
     const closed = recorder.close(5_000);
     await clock.advance(1_000);
     await closed;
     expect(client.requests).toHaveLength(300);
     expect(clock.pendingTimers).toBe(0);
   });
+
 
 });
