@@ -21,7 +21,6 @@ import { RestClient, type KubeClient } from '../kube/rest.js';
 import { SharedInformers } from '../kube/shared-informers.js';
 import type { LoadBalancerProvider, ProviderClass, ProviderModule } from '../providers/provider.js';
 import { PROVIDER_MODULES } from '../providers/registry.js';
-import { createExternalServiceModule } from '../reconcile/externalservice/controller.js';
 import { createLoadBalancerModule } from '../reconcile/loadbalancer/controller.js';
 import type { ControllerModule, ModuleDeps } from '../reconcile/module.js';
 import { packageVersion } from '../paths.js';
@@ -80,7 +79,8 @@ async function runTerm(options: TermOptions, signal: AbortSignal): Promise<void>
       workers: config.workers,
       resyncPeriodMs: config.resyncPeriodMs,
     }),
-    ...(config.externalServices ? [createExternalServiceModule(deps('externalservice'), config.externalServices)] : []),
+    // Its controller, prober and resolver load only when it is enabled.
+    ...(config.externalServices ? [(await import('../reconcile/externalservice/controller.js')).createExternalServiceModule(deps('externalservice'), config.externalServices)] : []),
     ...[...CONTROLLER_MODULES, ...options.extraModules].map((factory) => factory(deps('module'), providers)),
   ];
   events.yieldTo(() => modules.some((m) => m.busy?.() === true));

@@ -18,6 +18,7 @@ import type { LoadBalancer, SlbClient, Tags } from './client.js';
 import { classify, SlbApiError, TOKEN_CONFLICT } from './errors.js';
 import { planDelete, planEnsure, type Action, type AclRef, type GroupRef, type Observed, type PlannedListener } from './planner.js';
 import {
+  ALIYUN_CLASS,
   annotation,
   clientToken,
   instancesOf,
@@ -32,8 +33,6 @@ import {
   TAG_SPEC_HASH,
   type DesiredBalancer,
 } from './spec.js';
-
-export const ALIYUN_CLASS = 'portico.dev/aliyun-slb';
 
 export interface AliyunProviderDeps {
   slb: SlbClient;

@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto';
 import type { ReadonlyNode, ReadonlyService, SpecProblem } from '../provider.js';
 import type { BackendServer, HealthCheck, ListenerProtocol, Tags } from './client.js';
 
+export const ALIYUN_CLASS = 'portico.dev/aliyun-slb';
+
 export const ANNOTATION_PREFIX = 'service.beta.kubernetes.io/alibaba-cloud-loadbalancer-';
 export const annotation = (suffix: string): string => `${ANNOTATION_PREFIX}${suffix}`;
 

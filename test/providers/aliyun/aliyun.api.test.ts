@@ -6,7 +6,7 @@ import type { V1Service } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyManifest, type Manifest } from '../../../src/kube/apply.js';
 import { isKubeError } from '../../../src/kube/rest.js';
-import { ALIYUN_CLASS } from '../../../src/providers/aliyun/provider.js';
+import { ALIYUN_CLASS } from '../../../src/providers/aliyun/spec.js';
 import { annotation, TAG_SERVICE } from '../../../src/providers/aliyun/spec.js';
 import { FAKE_ACCESS_KEY_ID, FAKE_ACCESS_KEY_SECRET, FakeSlbServer, type FakeLoadBalancer } from '../../fakes/slb-server.js';
 import { startTestController, type TestController } from '../../support/controller.js';
