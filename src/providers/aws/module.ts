@@ -79,8 +79,8 @@ export function awsModule(options: AwsModuleOptions = {}): ProviderModule {
     },
     parseSettings: parseAwsSettings,
     create: async (deps, settings) => {
-      // The SDK clients cost a process about 100 MB, the provider's own code about 0.5 MB and
-      // 5 ms of start: loaded only when this provider runs.
+      // The SDK clients cost a process about 100 MB, the provider's own code a fraction of one
+      // more: all loaded only when this provider runs.
       const [{ sdkApi }, { guardApi }, { AwsNlbProvider }] = await Promise.all([import('./sdk.js'), import('./guard.js'), import('./provider.js')]);
       const name = 'portico_aws_api_calls_total';
       const calls = metric(
