@@ -2,7 +2,8 @@
  * What a process loads by importing a command. client-node, the AWS SDK and the Alibaba SDK
  * each cost tens of MB of RSS: only a provider that runs (or an exec-plugin kubeconfig) may
  * load them, so the controller with its default (bare-metal) provider, the speaker and
- * `release` must not.
+ * `release` must not. The controller loads a disabled provider's own code, and the
+ * ExternalService controller, only when enabled too (docs/controller.md, "Memory and CPU").
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -58,6 +59,16 @@ describe('importing a command', () => {
     expect(urls.some((u) => u.endsWith('/src/kube/rest.ts'))).toBe(true);
     expect(urls.some((u) => u.endsWith('/src/providers/registry.ts'))).toBe(true);
     expect(Object.fromEntries(heavy)).toEqual({});
+  }, 90_000);
+
+  it('loads neither the cloud providers\' own code nor the ExternalService controller for the controller until enabled', async () => {
+    const { urls } = await heavyImports(['src/cmd/controller.ts']);
+    const own = urls.filter((u) => u.startsWith(pathToFileURL(join(ROOT, 'src')).href)).map((u) => u.replace(pathToFileURL(ROOT).href, ''));
+    // Their registry entries (flags, settings) are loaded; what they create is not.
+    expect(own).toContain('src/providers/aws/module.ts');
+    expect(own).toContain('src/providers/aliyun/module.ts');
+    const lazy = ['src/providers/aws/provider.ts', 'src/providers/aws/guard.ts', 'src/providers/aliyun/provider.ts', 'src/providers/aliyun/client.ts', 'src/reconcile/externalservice/controller.ts'];
+    expect(own.filter((path) => lazy.includes(path))).toEqual([]);
   }, 90_000);
 
   it('does load the SDK once a provider needs it (the check above can see one)', async () => {
