@@ -27,7 +27,12 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-restricted-imports': [
         'error',
-        { paths: [{ name: 'node:http', allowTypeImports: true, message: 'Use src/kube/node-http.ts: an ESM import of node:http loads undici on Node 22 (about 11 MB RSS).' }] },
+        {
+          paths: [
+            { name: 'node:http', allowTypeImports: true, message: 'Use src/kube/node-http.ts: an ESM import of node:http loads undici on Node 22 (about 11 MB RSS).' },
+            { name: 'prom-client', allowTypeImports: true, message: "Use src/kube/prom.ts: prom-client's index loads its push gateway and default collectors (30-40 ms of every start)." },
+          ],
+        },
       ],
     },
   },

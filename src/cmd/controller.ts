@@ -6,7 +6,7 @@ import { setMaxListeners } from 'node:events';
 import type { Server } from 'node:http';
 import { getHeapStatistics } from 'node:v8';
 import type { Logger } from 'pino';
-import { Histogram, Registry } from 'prom-client';
+import { Histogram, Registry } from '../kube/prom.js';
 import { systemClock, type Clock } from '../kube/clock.js';
 import { EventRecorder } from '../kube/events.js';
 import { GuardedClient } from '../kube/guarded-client.js';

@@ -12,7 +12,7 @@
 import { parseArgs } from 'node:util';
 import type { V1Lease, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Registry } from 'prom-client';
+import { Registry } from '../kube/prom.js';
 import { systemClock, type Clock } from '../kube/clock.js';
 import { EventRecorder } from '../kube/events.js';
 import { objectKey } from '../kube/informer.js';

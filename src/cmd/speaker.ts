@@ -1,7 +1,7 @@
 /** `portico speaker`: flags, informers, the Speaker, /healthz and /metrics, signal handling. */
 import { parseArgs } from 'node:util';
 import type { LevelWithSilent } from 'pino';
-import { Registry } from 'prom-client';
+import { Registry } from '../kube/prom.js';
 import { ConfigError, parseDuration, parseListenAddress } from './config.js';
 import { systemClock } from '../kube/clock.js';
 import { EventRecorder } from '../kube/events.js';

@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { Counter, type Registry } from 'prom-client';
+import { Counter, type Registry } from './prom.js';
 import { systemClock, type Clock } from './clock.js';
 import { NotLeaderError } from './guarded-client.js';
 import { isKubeError, type KubeClient } from './rest.js';

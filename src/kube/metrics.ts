@@ -1,5 +1,5 @@
 /** Prometheus helpers: each metric exists once per registry and is shared by all its users. */
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from './prom.js';
 import type { MetricsSource } from './http-server.js';
 
 /** Returns the metric named `name` in `registry`, creating it on first use. */

@@ -4,7 +4,7 @@
  * a consumer that asks after the start gets a running informer.
  */
 import type { Logger } from 'pino';
-import { Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from './prom.js';
 import type { Clock } from './clock.js';
 import { Informer, type Cache, type InformerOptions, type KubeObject } from './informer.js';
 import { metric } from './metrics.js';

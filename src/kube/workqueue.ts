@@ -3,8 +3,7 @@
  * de-duplicating FIFO, at most one reconcile in flight per key, delayed adds, per-key
  * exponential backoff combined with an overall token bucket, and a draining worker loop.
  */
-import { Counter, Gauge, Histogram, register as globalRegistry } from 'prom-client';
-import type { Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, globalRegistry, type Registry } from './prom.js';
 
 import { systemClock } from './clock.js';
 import type { Clock } from './clock.js';

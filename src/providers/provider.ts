@@ -14,7 +14,7 @@
  */
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
+import type { Registry } from '../kube/prom.js';
 import type { DeepReadonly, SpecProblem } from '../api/types.js';
 import type { Clock } from '../kube/clock.js';
 import type { EventSink, EventType } from '../kube/events.js';

@@ -4,7 +4,7 @@
  * `create` (so they are started and synced together) and reconciles in `run`.
  */
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
+import type { Registry } from '../kube/prom.js';
 import type { Clock } from '../kube/clock.js';
 import type { EventSink } from '../kube/events.js';
 import type { KubeClient } from '../kube/rest.js';

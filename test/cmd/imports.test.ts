@@ -71,6 +71,20 @@ describe('importing a command', () => {
     expect(own.filter((path) => lazy.includes(path))).toEqual([]);
   }, 90_000);
 
+  it('loads only the prom-client classes the controller uses, not its index, push gateway or default collectors', async () => {
+    // CommonJS files do not pass the recorder's resolve hook: read the require cache instead.
+    const script = [
+      `import { createRequire } from 'node:module';`,
+      `await import(${JSON.stringify(pathToFileURL(join(ROOT, 'src/cmd/controller.ts')).href)});`,
+      `console.log(JSON.stringify(Object.keys(createRequire(${JSON.stringify(join(ROOT, 'package.json'))}).cache)));`,
+    ].join('\n');
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, timeout: 60_000 });
+    const prom = (JSON.parse(stdout) as string[]).filter((path) => path.includes('/node_modules/prom-client/')).map((path) => path.replace(/.*\/node_modules\/prom-client\//, ''));
+    expect(prom).toContain('lib/counter.js');
+    expect(prom).toContain('lib/histogram.js');
+    expect(prom.filter((path) => ['index.js', 'lib/pushgateway.js', 'lib/cluster.js', 'lib/defaultMetrics.js', 'lib/summary.js'].includes(path))).toEqual([]);
+  }, 90_000);
+
   it('does load the SDK once a provider needs it (the check above can see one)', async () => {
     const { heavy } = await heavyImports(['src/providers/aliyun/transport.ts']);
     expect(heavy.get('@alicloud/openapi-core')).toBe('src/providers/aliyun/transport.ts');

@@ -5,7 +5,7 @@
  */
 import * as credentials from '@alicloud/credentials';
 import * as openapi from '@alicloud/openapi-core';
-import { Counter, type Registry } from 'prom-client';
+import { Counter, type Registry } from '../../kube/prom.js';
 import type { Clock } from '../../kube/clock.js';
 import { metric } from '../../kube/metrics.js';
 import { classify, SlbApiError, toSlbApiError } from './errors.js';

@@ -1,6 +1,6 @@
 /** The AWS NLB provider's registry entry: flags (prefix `aws-`), settings, factory. */
 import type { V1Service } from '@kubernetes/client-node';
-import { Counter } from 'prom-client';
+import { Counter } from '../../kube/prom.js';
 import { parseDuration } from '../../kube/duration.js';
 import { metric } from '../../kube/metrics.js';
 import { defineProvider, type FlagValues, type ProviderModule } from '../provider.js';

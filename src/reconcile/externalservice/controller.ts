@@ -7,7 +7,7 @@
  */
 import type { V1EndpointSlice, V1Endpoints, V1OwnerReference, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from '../../kube/prom.js';
 import { EXTERNAL_SERVICE_KIND, type ExternalAddressStatus, type ExternalService } from '../../api/external-service.js';
 import { API_GROUP_VERSION, type Condition, type DeepReadonly, type SpecProblem } from '../../api/types.js';
 import { formatIP, parseCIDR, type CIDR } from '../../ipam/ip.js';

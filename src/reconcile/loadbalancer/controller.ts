@@ -6,7 +6,7 @@
  */
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from '../../kube/prom.js';
 import type { Clock } from '../../kube/clock.js';
 import type { EventSink } from '../../kube/events.js';
 import { WriteExpectations } from '../../kube/expectations.js';

@@ -5,7 +5,7 @@
  */
 import type { V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Counter, type Registry } from 'prom-client';
+import { Counter, type Registry } from '../../kube/prom.js';
 import type { Clock } from '../../kube/clock.js';
 import { boundedList } from '../../kube/conditions.js';
 import type { EventSink, EventType } from '../../kube/events.js';

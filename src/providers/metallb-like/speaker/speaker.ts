@@ -9,7 +9,7 @@
  * A speaker whose Lease renewal fails, or that is stopped, goes silent at once.
  */
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from '../../../kube/prom.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { AddressPool } from '../../../api/address-pool.js';
 import type { Condition } from '../../../api/types.js';
