@@ -24,7 +24,7 @@ export async function patchWithRetry<T extends ObjectWithMeta>(
   objectPath: string,
   current: T,
   compute: (object: T) => Record<string, unknown> | undefined,
-  options: { subresource?: 'status'; signal?: AbortSignal } = {},
+  options: { subresource?: 'status'; signal?: AbortSignal; shareWithWatch?: boolean } = {},
 ): Promise<{ object: T; wrote: boolean }> {
   let object = current;
   for (let attempt = 0; ; attempt++) {
@@ -33,7 +33,7 @@ export async function patchWithRetry<T extends ObjectWithMeta>(
     const body = { ...patch, metadata: { ...(patch.metadata as object | undefined), resourceVersion: object.metadata?.resourceVersion } };
     try {
       const path = options.subresource ? `${objectPath}/${options.subresource}` : objectPath;
-      const written = await client.request<T>('PATCH', path, { body, patchType: 'merge', signal: options.signal });
+      const written = await client.request<T>('PATCH', path, { body, patchType: 'merge', signal: options.signal, shareWithWatch: options.shareWithWatch });
       return { object: written, wrote: true };
     } catch (error) {
       if (!isKubeError(error, 409) || attempt + 1 >= MAX_CONFLICT_RETRIES) throw error;
@@ -53,6 +53,7 @@ export async function patchStatus<T extends ObjectWithMeta & { status?: Record<s
   object: T,
   desired: (object: T) => Record<string, unknown> | undefined,
   signal?: AbortSignal,
+  shareWithWatch?: boolean,
 ): Promise<{ object: T; wrote: boolean }> {
   return patchWithRetry(
     client,
@@ -62,7 +63,7 @@ export async function patchStatus<T extends ObjectWithMeta & { status?: Record<s
       const want = desired(o);
       return want !== undefined && statusDiffers(o.status, want) ? { status: want } : undefined;
     },
-    { subresource: 'status', signal },
+    { subresource: 'status', signal, shareWithWatch },
   );
 }
 

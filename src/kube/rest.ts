@@ -7,6 +7,7 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
 import { StringDecoder } from 'node:string_decoder';
 import { createSecureContext } from 'node:tls';
+import { WriteEchoes } from './echoes.js';
 import type { ClusterTls, KubeConfig } from './kubeconfig.js';
 import { http } from './node-http.js';
 
@@ -58,6 +59,12 @@ export interface RequestParams {
   patchType?: PatchType;
   signal?: AbortSignal;
   timeoutMs?: number;
+  /**
+   * A write whose answer this client's watches may deliver as the event of the same version,
+   * without parsing it again (see echoes.ts). The caller must not modify the answer: the
+   * informer caches that very object.
+   */
+  shareWithWatch?: boolean;
 }
 
 export interface WatchEvent<T> {
@@ -99,6 +106,7 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 export class RestClient implements KubeClient {
   private connection: Connection | undefined;
   private closed = false;
+  private readonly echoes = new WriteEchoes();
 
   constructor(
     private readonly kubeConfig: KubeConfig,
@@ -175,9 +183,12 @@ export class RestClient implements KubeClient {
     return new Promise<T>((resolve, reject) => {
       let req: ClientRequest | undefined;
       let settled = false;
+      const shared = params.shareWithWatch === true;
+      if (shared) this.echoes.writeStarted();
       const settle = (error: Error | undefined, value?: T): void => {
         if (settled) return;
         settled = true;
+        if (shared) this.echoes.writeEnded();
         if (timer !== undefined) clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         if (error === undefined) resolve(value as T);
@@ -206,11 +217,21 @@ export class RestClient implements KubeClient {
               settle(errorFromResponse(method, path, status, text, response.headers['retry-after']));
               return;
             }
+            // A shared write whose event came first is answered with that event's object.
+            const seen = shared && text ? (this.echoes.answered(text) as T | undefined) : undefined;
+            if (seen !== undefined) {
+              settle(undefined, seen);
+              return;
+            }
+            let answer: T;
             try {
-              settle(undefined, (text ? JSON.parse(text) : undefined) as T);
+              answer = (text ? JSON.parse(text) : undefined) as T;
             } catch (error) {
               settle(new KubeApiError(0, 'InvalidResponse', `${method} ${path}: ${String(status)} with a body that is not JSON: ${(error as Error).message}`));
+              return;
             }
+            if (shared) this.echoes.remember(answer);
+            settle(undefined, answer);
           });
         }, failed);
       } catch (error) {
@@ -255,7 +276,14 @@ export class RestClient implements KubeClient {
         const lines = new LineSplitter((line) => {
           if (state.settled) return;
           try {
-            onEvent(JSON.parse(line) as WatchEvent<T>);
+            const echo = this.echoes.take(line) as WatchEvent<T> | undefined;
+            if (echo !== undefined) {
+              onEvent(echo);
+              return;
+            }
+            const event = JSON.parse(line) as WatchEvent<T>;
+            this.echoes.parsed(event);
+            onEvent(event);
           } catch (error) {
             broken((error as Error).message);
           }

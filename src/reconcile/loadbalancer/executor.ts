@@ -125,14 +125,14 @@ export class LoadBalancerExecutor {
 
   /** Finalizer and `provisioned-by` in one write, before any provider call, so nothing is ever leaked. */
   async claim(service: V1Service, providerClass: string, signal: AbortSignal): Promise<V1Service> {
-    const { object, wrote } = await patchWithRetry(this.options.client, servicePath(service), service, (s) => claimPatch(s, OWNERSHIP, providerClass), { signal });
+    const { object, wrote } = await patchWithRetry(this.options.client, servicePath(service), service, (s) => claimPatch(s, OWNERSHIP, providerClass), { signal, shareWithWatch: true });
     if (wrote) this.expect(object);
     return object;
   }
 
   /** Removes the finalizer and `provisioned-by`; `deleting` Services are gone right after. */
   async release(service: V1Service, deleting: boolean, signal: AbortSignal): Promise<void> {
-    const released = await patchWithRetry(this.options.client, servicePath(service), service, (s) => releasePatch(s, OWNERSHIP), { signal });
+    const released = await patchWithRetry(this.options.client, servicePath(service), service, (s) => releasePatch(s, OWNERSHIP), { signal, shareWithWatch: true });
     if (released.wrote && !deleting) this.expect(released.object);
   }
 
@@ -145,6 +145,7 @@ export class LoadBalancerExecutor {
       service as V1Service & { status?: Record<string, unknown> },
       (s) => statusPatch(desiredStatus(s, outcome, now)),
       signal,
+      true,
     );
     if (result.wrote) this.expect(result.object);
     return result;
