@@ -37,27 +37,35 @@ const METADATA = '"metadata":{';
 const UID = '"uid":"';
 const RESOURCE_VERSION = '"resourceVersion":"';
 
-/** The string value of the first `"field":"…"` after `from`; undefined if absent. */
-function stringAfter(line: string, field: string, from: number): string | undefined {
-  const at = line.indexOf(field, from);
-  if (at < 0) return undefined;
-  const start = at + field.length;
-  const end = line.indexOf('"', start);
-  return end < 0 ? undefined : line.slice(start, end);
+/** Metadata fields that may hold a `uid` or `resourceVersion` of something else. */
+const NESTED = ['"labels":', '"annotations":', '"ownerReferences":', '"managedFields":'];
+
+/** The string value starting at `start`, up to the next quote; undefined if unterminated. */
+function stringAt(raw: string, start: number): string | undefined {
+  const end = raw.indexOf('"', start);
+  return end < 0 ? undefined : raw.slice(start, end);
 }
 
 /**
  * The object's own uid and resourceVersion in its raw JSON (an answer, or a watch line), or
- * undefined. Its metadata is the first in the text, and uid and resourceVersion come before
- * labels, annotations and owner references (the API server's field order); a match is checked
- * against a kept object's uid and version in any case.
+ * undefined. Its metadata is the first in the text, and the API server writes uid and
+ * resourceVersion before labels, annotations, owner references and managed fields; text laid
+ * out otherwise (keys re-sorted on the way) is not matched, only parsed.
  */
 function versionOf(raw: string): { uid: string; resourceVersion: string } | undefined {
   const metadata = raw.indexOf(METADATA);
   if (metadata < 0) return undefined;
-  const resourceVersion = stringAfter(raw, RESOURCE_VERSION, metadata);
-  const uid = stringAfter(raw, UID, metadata);
-  return resourceVersion === undefined || uid === undefined ? undefined : { uid, resourceVersion };
+  const uidAt = raw.indexOf(UID, metadata);
+  const resourceVersionAt = raw.indexOf(RESOURCE_VERSION, metadata);
+  if (uidAt < 0 || resourceVersionAt < 0) return undefined;
+  const last = Math.max(uidAt, resourceVersionAt);
+  for (const nested of NESTED) {
+    const at = raw.indexOf(nested, metadata);
+    if (at >= 0 && at < last) return undefined;
+  }
+  const uid = stringAt(raw, uidAt + UID.length);
+  const resourceVersion = stringAt(raw, resourceVersionAt + RESOURCE_VERSION.length);
+  return uid === undefined || resourceVersion === undefined ? undefined : { uid, resourceVersion };
 }
 
 /** Adds `entry` as the newest, dropping the oldest beyond MAX_KEPT. */
@@ -73,9 +81,10 @@ function keep(map: Map<string, Kept>, resourceVersion: string, entry: Kept): voi
 export class WriteEchoes {
   /** Answers waiting for their event, by resourceVersion, oldest first (a Map keeps insertion order). */
   private readonly kept = new Map<string, Kept>();
-  /** Events that came before their write's answer, kept only while such writes are in flight. */
+  /** Events of objects with a write in flight, which may come before that write's answer. */
   private readonly delivered = new Map<string, Kept>();
-  private writesInFlight = 0;
+  /** Writes in flight that opted in, by the uid of the object they change. */
+  private readonly inFlight = new Map<string, number>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -84,14 +93,17 @@ export class WriteEchoes {
     return this.kept.size + this.delivered.size;
   }
 
-  /** A write that opted in was sent; `writeEnded` must follow once, whatever its outcome. */
-  writeStarted(): void {
-    this.writesInFlight++;
+  /** A write of the object `uid` that opted in was sent; `writeEnded` must follow once, whatever its outcome. */
+  writeStarted(uid: string): void {
+    this.inFlight.set(uid, (this.inFlight.get(uid) ?? 0) + 1);
   }
 
-  writeEnded(): void {
-    this.writesInFlight--;
-    if (this.writesInFlight === 0) this.delivered.clear();
+  writeEnded(uid: string): void {
+    const left = (this.inFlight.get(uid) ?? 1) - 1;
+    if (left > 0) this.inFlight.set(uid, left);
+    else this.inFlight.delete(uid);
+    if (this.inFlight.size === 0) this.delivered.clear();
+    this.expire(this.now());
   }
 
   /** The answer `raw` of a write that opted in, if its event came first: that event's object. */
@@ -105,11 +117,11 @@ export class WriteEchoes {
     return event.object;
   }
 
-  /** A watch event that was parsed: kept while a write that opted in may still be answered with it. */
+  /** A watch event that was parsed: kept while a write of its object may still be answered with it. */
   parsed(event: { type: string; object: unknown }): void {
-    if (this.writesInFlight === 0 || (event.type !== 'ADDED' && event.type !== 'MODIFIED')) return;
+    if (this.inFlight.size === 0 || (event.type !== 'ADDED' && event.type !== 'MODIFIED')) return;
     const metadata = (event.object as Meta | undefined)?.metadata;
-    if (!metadata?.uid || !metadata.resourceVersion) return;
+    if (!metadata?.uid || !metadata.resourceVersion || !this.inFlight.has(metadata.uid)) return;
     // Not aged: all go when no write that opted in is in flight.
     keep(this.delivered, metadata.resourceVersion, { uid: metadata.uid, object: event.object, at: 0 });
   }

@@ -9,7 +9,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { isKubeError, type KubeClient } from './rest.js';
 
 export interface ObjectWithMeta {
-  metadata?: { name?: string; namespace?: string; resourceVersion?: string; finalizers?: string[] };
+  metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string; finalizers?: string[] };
 }
 
 export const MAX_CONFLICT_RETRIES = 5;
@@ -17,7 +17,8 @@ export const MAX_CONFLICT_RETRIES = 5;
 /**
  * Computes a merge patch from the current object (undefined = nothing to change) and sends it
  * with optimistic concurrency. Returns the object as the server has it afterwards, and whether
- * a write happened.
+ * a write happened. With `shareWithWatch`, the answer and the client's watch event of it are
+ * one object (RequestParams.shareWithWatch): read-only, managedFields possibly dropped.
  */
 export async function patchWithRetry<T extends ObjectWithMeta>(
   client: KubeClient,
@@ -33,7 +34,8 @@ export async function patchWithRetry<T extends ObjectWithMeta>(
     const body = { ...patch, metadata: { ...(patch.metadata as object | undefined), resourceVersion: object.metadata?.resourceVersion } };
     try {
       const path = options.subresource ? `${objectPath}/${options.subresource}` : objectPath;
-      const written = await client.request<T>('PATCH', path, { body, patchType: 'merge', signal: options.signal, shareWithWatch: options.shareWithWatch });
+      const shareWithWatch = options.shareWithWatch === true ? object.metadata?.uid : undefined;
+      const written = await client.request<T>('PATCH', path, { body, patchType: 'merge', signal: options.signal, shareWithWatch });
       return { object: written, wrote: true };
     } catch (error) {
       if (!isKubeError(error, 409) || attempt + 1 >= MAX_CONFLICT_RETRIES) throw error;

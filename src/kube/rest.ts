@@ -60,11 +60,11 @@ export interface RequestParams {
   signal?: AbortSignal;
   timeoutMs?: number;
   /**
-   * A write whose answer this client's watches may deliver as the event of the same version,
-   * without parsing it again (see echoes.ts). The caller must not modify the answer: the
-   * informer caches that very object.
+   * The uid of the object a write changes, to parse its answer and this client's watch event
+   * of the same version once (see echoes.ts). The caller must not modify the answer: the
+   * informer caches that very object, and may already have dropped its managedFields.
    */
-  shareWithWatch?: boolean;
+  shareWithWatch?: string;
 }
 
 export interface WatchEvent<T> {
@@ -183,12 +183,12 @@ export class RestClient implements KubeClient {
     return new Promise<T>((resolve, reject) => {
       let req: ClientRequest | undefined;
       let settled = false;
-      const shared = params.shareWithWatch === true;
-      if (shared) this.echoes.writeStarted();
+      const shared = params.shareWithWatch;
+      if (shared !== undefined) this.echoes.writeStarted(shared);
       const settle = (error: Error | undefined, value?: T): void => {
         if (settled) return;
         settled = true;
-        if (shared) this.echoes.writeEnded();
+        if (shared !== undefined) this.echoes.writeEnded(shared);
         if (timer !== undefined) clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         if (error === undefined) resolve(value as T);
@@ -218,7 +218,7 @@ export class RestClient implements KubeClient {
               return;
             }
             // A shared write whose event came first is answered with that event's object.
-            const seen = shared && text ? (this.echoes.answered(text) as T | undefined) : undefined;
+            const seen = shared !== undefined && text ? (this.echoes.answered(text) as T | undefined) : undefined;
             if (seen !== undefined) {
               settle(undefined, seen);
               return;
@@ -230,7 +230,7 @@ export class RestClient implements KubeClient {
               settle(new KubeApiError(0, 'InvalidResponse', `${method} ${path}: ${String(status)} with a body that is not JSON: ${(error as Error).message}`));
               return;
             }
-            if (shared) this.echoes.remember(answer);
+            if (shared !== undefined) this.echoes.remember(answer);
             settle(undefined, answer);
           });
         }, failed);

@@ -19,7 +19,7 @@ describe("a client's own writes on its watch", () => {
     const collection = `/api/v1/namespaces/${ns.name}/configmaps`;
     const created = await ns.client.request<ConfigMap>('POST', collection, { body: { metadata: { name: 'echo' }, data: { v: '1' } } });
     const path = `${collection}/echo`;
-    const shared = await ns.client.request<ConfigMap>('PATCH', path, { body: { data: { v: '2' } }, patchType: 'merge', shareWithWatch: true });
+    const shared = await ns.client.request<ConfigMap>('PATCH', path, { body: { data: { v: '2' } }, patchType: 'merge', shareWithWatch: created.metadata.uid });
     const plain = await ns.client.request<ConfigMap>('PATCH', path, { body: { data: { v: '3' } }, patchType: 'merge' });
 
     const events: WatchEvent<ConfigMap>[] = [];

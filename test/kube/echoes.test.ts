@@ -36,6 +36,11 @@ describe('WriteEchoes', () => {
     ['an owner reference with the uid, but not the object', line('MODIFIED', { kind: 'Service', apiVersion: 'v1', metadata: { name: 'web', resourceVersion: '100', ownerReferences: [{ uid: 'u-2' }] } })],
     ['a label value spelling out the uid (escaped in JSON)', line('MODIFIED', service('u-9', '100', { labels: { x: '"uid":"u-1"' } }))],
     ['not a watch line', '{"kind":"Status"}'],
+    [
+      'keys re-sorted on the way (annotations before the uid)',
+      line('MODIFIED', { kind: 'Service', apiVersion: 'v1', metadata: { annotations: { a: 'b' }, name: 'web', resourceVersion: '100', uid: 'u-1' } }),
+    ],
+    ['a label named uid, with the object\'s own uid missing', line('MODIFIED', { kind: 'Service', apiVersion: 'v1', metadata: { name: 'web', labels: { uid: 'u-1' }, resourceVersion: '100' } })],
   ])('leaves %s to be parsed', (_name, raw) => {
     const echoes = new WriteEchoes(() => 0);
     echoes.remember(answer);
@@ -48,10 +53,10 @@ describe('WriteEchoes', () => {
 
     it('answers the write with the event object, unparsed', () => {
       const echoes = new WriteEchoes(() => 0);
-      echoes.writeStarted();
+      echoes.writeStarted('u-1');
       echoes.parsed(event);
       expect(echoes.answered(JSON.stringify(service('u-1', '100')))).toBe(event.object);
-      echoes.writeEnded();
+      echoes.writeEnded('u-1');
       expect(echoes.size).toBe(0);
     });
 
@@ -61,26 +66,40 @@ describe('WriteEchoes', () => {
       ['an answer without metadata', '{"kind":"Status","code":200}'],
     ])('parses an answer of %s', (_name, raw) => {
       const echoes = new WriteEchoes(() => 0);
-      echoes.writeStarted();
+      echoes.writeStarted('u-1');
       echoes.parsed(event);
       expect(echoes.answered(raw)).toBeUndefined();
     });
 
-    it('keeps no event while no write that shares is in flight, and drops them all when the last one ends', () => {
+    it('keeps only events of objects with a write in flight, and none once the last write ends', () => {
       const echoes = new WriteEchoes(() => 0);
       echoes.parsed(event);
       expect(echoes.size).toBe(0);
-      echoes.writeStarted();
-      echoes.writeStarted();
+      echoes.writeStarted('u-1');
+      echoes.writeStarted('u-1');
+      echoes.writeStarted('u-2');
       echoes.parsed(event);
-      echoes.parsed({ type: 'DELETED', object: service('u-3', '300') });
+      // Someone else's object, and a deletion: nothing to answer a write of ours with.
+      echoes.parsed({ type: 'MODIFIED', object: service('u-3', '300') });
+      echoes.parsed({ type: 'DELETED', object: service('u-2', '400') });
       expect(echoes.size).toBe(1);
-      echoes.writeEnded();
+      echoes.writeEnded('u-1');
+      echoes.writeEnded('u-2');
       expect(echoes.size).toBe(1);
-      echoes.writeEnded();
+      echoes.writeEnded('u-1');
       expect(echoes.size).toBe(0);
       expect(echoes.answered(JSON.stringify(service('u-1', '100')))).toBeUndefined();
     });
+  });
+
+  it('drops answers past MAX_AGE_MS when a write ends, as when one is kept or a line arrives', () => {
+    let now = 0;
+    const echoes = new WriteEchoes(() => now);
+    echoes.remember(answer);
+    echoes.writeStarted('u-1');
+    now = MAX_AGE_MS;
+    echoes.writeEnded('u-1');
+    expect(echoes.size).toBe(0);
   });
 
   it('keeps nothing for an answer without a uid or a resourceVersion', () => {

@@ -132,7 +132,8 @@ export class LoadBalancerExecutor {
 
   /** Removes the finalizer and `provisioned-by`; `deleting` Services are gone right after. */
   async release(service: V1Service, deleting: boolean, signal: AbortSignal): Promise<void> {
-    const released = await patchWithRetry(this.options.client, servicePath(service), service, (s) => releasePatch(s, OWNERSHIP), { signal, shareWithWatch: true });
+    // A deleting Service's answer is not shared: its watch event is the deletion, never matched.
+    const released = await patchWithRetry(this.options.client, servicePath(service), service, (s) => releasePatch(s, OWNERSHIP), { signal, shareWithWatch: !deleting });
     if (released.wrote && !deleting) this.expect(released.object);
   }
 

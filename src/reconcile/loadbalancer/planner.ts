@@ -5,6 +5,7 @@
 import { hash } from 'node:crypto';
 import type { Condition } from '../../api/types.js';
 import { boundedList, boundedMessage, removeCondition, setCondition } from '../../kube/conditions.js';
+import { LAST_APPLIED_ANNOTATION } from '../../kube/informer.js';
 import type { OwnershipMarks } from '../../kube/ownership.js';
 import type { LoadBalancerStatus, ProviderClass, ProviderError, ReadonlyEndpointSlice, ReadonlyNode, ReadonlyService, SpecProblem } from '../../providers/provider.js';
 
@@ -265,20 +266,26 @@ export function nodeSetKey(nodes: readonly ReadonlyNode[]): string {
  * labels, annotations other than ours). Cheaper than comparing fingerprints, for every event.
  */
 export function sameInputs(a: ReadonlyService, b: ReadonlyService): boolean {
-  const userAnnotations = (s: ReadonlyService): string =>
-    JSON.stringify(Object.entries(s.metadata?.annotations ?? {}).filter(([key]) => key !== PROVISIONED_BY_ANNOTATION));
   return (
     a.metadata?.generation === b.metadata?.generation &&
     a.spec?.type === b.spec?.type &&
     JSON.stringify(a.metadata?.labels ?? {}) === JSON.stringify(b.metadata?.labels ?? {}) &&
-    userAnnotations(a) === userAnnotations(b)
+    JSON.stringify(inputAnnotations(a)) === JSON.stringify(inputAnnotations(b))
   );
+}
+
+/**
+ * The annotations a provider may read: not our own record, nor kubectl's last-applied copy
+ * (the cache drops it, a write's answer may still carry it).
+ */
+function inputAnnotations(service: ReadonlyService): [string, string][] {
+  return Object.entries(service.metadata?.annotations ?? {}).filter(([key]) => key !== PROVISIONED_BY_ANNOTATION && key !== LAST_APPLIED_ANNOTATION);
 }
 
 /** A fingerprint of everything in a Service a provider reads: spec, labels and annotations. */
 export function serviceSpecKey(service: ReadonlyService): string {
   const { spec, metadata } = service;
-  const annotations = Object.fromEntries(Object.entries(metadata?.annotations ?? {}).filter(([key]) => key !== PROVISIONED_BY_ANNOTATION));
+  const annotations = Object.fromEntries(inputAnnotations(service));
   return hash('sha256', JSON.stringify({ spec, labels: metadata?.labels ?? {}, annotations })).slice(0, 16);
 }
 

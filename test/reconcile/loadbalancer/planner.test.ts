@@ -1,5 +1,6 @@
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
+import { LAST_APPLIED_ANNOTATION } from '../../../src/kube/informer.js';
 import { statusDiffers } from '../../../src/kube/patch.js';
 import { ProviderError, type ProviderClass, type SpecProblem } from '../../../src/providers/provider.js';
 import {
@@ -252,6 +253,11 @@ describe('serviceSpecKey', () => {
     const base = svc('a', withClass(L2));
     expect(serviceSpecKey(svc('a', withClass(L2), provisionedWith(L2)))).toBe(serviceSpecKey(base));
     expect(serviceSpecKey(svc('a', withClass(L2), withAnnotation('portico.dev/address-pool', 'x')))).not.toBe(serviceSpecKey(base));
+  });
+
+  it("ignores kubectl's last-applied copy, which the cache drops and a write's answer may still carry", () => {
+    const base = svc('a', withClass(L2));
+    expect(serviceSpecKey(svc('a', withClass(L2), withAnnotation(LAST_APPLIED_ANNOTATION, '{"spec":{}}')))).toBe(serviceSpecKey(base));
   });
 });
 
