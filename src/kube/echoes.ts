@@ -7,15 +7,15 @@
  *
  * - The answer first (the usual order): it is kept until its event arrives; the event then
  *   carries that very object, recognised from the raw line.
- * - The event first: while such writes are in flight, parsed ADDED and MODIFIED events are
- *   kept; an answer of the same version is then that event's object (as the informer cached
- *   it: without managedFields or kubectl's last-applied copy).
+ * - The event first: parsed ADDED and MODIFIED events of an object with such a write in
+ *   flight are kept; an answer of the same version is then that event's object (as the
+ *   informer cached it: without managedFields or kubectl's last-applied copy).
  *
  * Safe by construction: a raw line or answer is matched only when its own `metadata.uid` and
- * `metadata.resourceVersion` both equal those of a kept object (one object at one version);
- * anything else is parsed as before. A kept answer whose event never comes (a relist in
+ * `metadata.resourceVersion` both equal those of a kept object (one object at one version),
+ * and only in the API server's field order; anything else is parsed as before. A kept answer whose event never comes (a relist in
  * between, a selector that excludes it) is dropped after `MAX_AGE_MS` or once `MAX_KEPT` newer
- * ones are kept; kept events go as soon as no such write is in flight. Callers must treat the
+ * ones are kept; kept events go once no such write is in flight. Callers must treat the
  * answer of a write they opted in as read-only: the informer caches that very object.
  */
 
