@@ -68,6 +68,12 @@ function versionOf(raw: string): { uid: string; resourceVersion: string } | unde
   return uid === undefined || resourceVersion === undefined ? undefined : { uid, resourceVersion };
 }
 
+/** A parsed object's uid and resourceVersion, or undefined when it lacks either. */
+function objectVersion(object: unknown): { uid: string; resourceVersion: string } | undefined {
+  const metadata = (object as Meta | undefined)?.metadata;
+  return metadata?.uid && metadata.resourceVersion ? { uid: metadata.uid, resourceVersion: metadata.resourceVersion } : undefined;
+}
+
 /** Adds `entry` as the newest, dropping the oldest beyond MAX_KEPT. */
 function keep(map: Map<string, Kept>, resourceVersion: string, entry: Kept): void {
   map.delete(resourceVersion);
@@ -120,21 +126,19 @@ export class WriteEchoes {
   /** A watch event that was parsed: kept while a write of its object may still be answered with it. */
   parsed(event: { type: string; object: unknown }): void {
     if (this.inFlight.size === 0 || (event.type !== 'ADDED' && event.type !== 'MODIFIED')) return;
-    const metadata = (event.object as Meta | undefined)?.metadata;
-    if (!metadata?.uid || !metadata.resourceVersion || !this.inFlight.has(metadata.uid)) return;
+    const version = objectVersion(event.object);
+    if (version === undefined || !this.inFlight.has(version.uid)) return;
     // Not aged: all go when no write that opted in is in flight.
-    keep(this.delivered, metadata.resourceVersion, { uid: metadata.uid, object: event.object, at: 0 });
+    keep(this.delivered, version.resourceVersion, { uid: version.uid, object: event.object, at: 0 });
   }
 
   /** Keeps a write's parsed answer for the watch event of the same version. */
   remember(object: unknown): void {
-    const metadata = (object as Meta | undefined)?.metadata;
-    const uid = metadata?.uid;
-    const resourceVersion = metadata?.resourceVersion;
-    if (!uid || !resourceVersion) return;
+    const version = objectVersion(object);
+    if (version === undefined) return;
     const now = this.now();
     this.expire(now);
-    keep(this.kept, resourceVersion, { uid, object, at: now });
+    keep(this.kept, version.resourceVersion, { uid: version.uid, object, at: now });
   }
 
   /** The event `line` carries, if it is the echo of a kept answer: that answer, unparsed. */
