@@ -6,7 +6,7 @@
  * ExternalService controller, only when enabled too (docs/controller.md, "Memory and CPU").
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -83,6 +83,30 @@ describe('importing a command', () => {
     expect(prom).toContain('lib/counter.js');
     expect(prom).toContain('lib/histogram.js');
     expect(prom.filter((path) => ['index.js', 'lib/pushgateway.js', 'lib/cluster.js', 'lib/defaultMetrics.js', 'lib/summary.js'].includes(path))).toEqual([]);
+  }, 90_000);
+
+  it('reads a JSON kubeconfig without loading the YAML parser, and loads it for a YAML one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'portico-imports-'));
+    try {
+      const document = { apiVersion: 'v1', kind: 'Config', 'current-context': 'c', clusters: [{ name: 'k', cluster: { server: 'https://192.0.2.10:6443' } }], contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }], users: [{ name: 'u', user: { token: 't' } }] };
+      await writeFile(join(dir, 'json'), JSON.stringify(document, null, 2));
+      await writeFile(join(dir, 'yaml'), 'apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{name: k, cluster: {server: "https://192.0.2.10:6443"}}]\ncontexts: [{name: c, context: {cluster: k, user: u}}]\nusers: [{name: u, user: {token: t}}]\n');
+      const yamlLoaded = async (file: string): Promise<boolean> => {
+        const script = [
+          `import { createRequire } from 'node:module';`,
+          `const { loadKubeConfig } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'src/kube/kubeconfig.ts')).href)});`,
+          `const { server } = await loadKubeConfig(${JSON.stringify(join(dir, file))}, {}).access();`,
+          `if (server !== 'https://192.0.2.10:6443') throw new Error(server);`,
+          `console.log(JSON.stringify(Object.keys(createRequire(${JSON.stringify(join(ROOT, 'package.json'))}).cache)));`,
+        ].join('\n');
+        const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, timeout: 60_000 });
+        return (JSON.parse(stdout) as string[]).some((path) => path.includes('/node_modules/yaml/'));
+      };
+      expect(await yamlLoaded('json')).toBe(false);
+      expect(await yamlLoaded('yaml')).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }, 90_000);
 
   it('does load the SDK once a provider needs it (the check above can see one)', async () => {

@@ -140,10 +140,17 @@ describe('kubeconfig fields', () => {
     expect(error.source).toBe(path);
   });
 
+  it('reads YAML written in flow style, which starts like JSON but is not', async () => {
+    const path = write('flow', '{apiVersion: v1, kind: Config, current-context: c, clusters: [{name: k, cluster: {server: "https://192.0.2.10:6443"}}], contexts: [{name: c, context: {cluster: k, user: u}}], users: [{name: u, user: {token: abc}}]}\n');
+    expect(await access(loadKubeConfig(path, {}))).toEqual({ server: 'https://192.0.2.10:6443', rejectUnauthorized: true, authorization: 'Bearer abc' });
+  });
+
   it('rejects an unreadable file and YAML that does not parse', () => {
     expect(errorOf(() => loadKubeConfig(join(dir, 'absent'), {})).message).toBe(`kubeconfig ${join(dir, 'absent')}: cannot read: ENOENT`);
     const broken = write('broken', 'clusters: [\n');
     expect(errorOf(() => loadKubeConfig(broken, {})).message).toMatch(new RegExp(`^kubeconfig ${broken}: not valid YAML: `));
+    const brokenJson = write('broken.json', '{"clusters": [\n');
+    expect(errorOf(() => loadKubeConfig(brokenJson, {})).message).toMatch(new RegExp(`^kubeconfig ${brokenJson}: not valid YAML: `));
   });
 });
 
