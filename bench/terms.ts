@@ -165,7 +165,7 @@ export async function run(args: string[]): Promise<void> {
     log(`${cp.version}; ${String(options.services)} Services created; ${String(options.terms)} terms`);
     const completion = await watchCompletion(new RestClient(kc, BENCH_AGENT), `/api/v1/namespaces/${NAMESPACE}/services`, options.services, isConverged);
     await mkdir(new URL('./results/', import.meta.url), { recursive: true });
-    proc = spawnTermsProcess(repoRoot, controllerFlags(cp.kubeconfigPath), fileURLToPath(new URL('./results/footprint-terms.log.tmp', import.meta.url)));
+    proc = spawnTermsProcess(repoRoot, controllerFlags(cluster.controllerKubeconfig), fileURLToPath(new URL('./results/footprint-terms.log.tmp', import.meta.url)));
     const running = proc;
     const stream = events(running);
     const terms: Term[] = [];
