@@ -177,6 +177,9 @@ export class RestClient implements KubeClient {
     if (signal?.aborted) throw signal.reason as Error;
     const connection = await this.connect();
     if (signal?.aborted) throw signal.reason as Error;
+    // Closed while this call awaited its connection: the pool is destroyed, and sending on it
+    // would open a socket nobody closes.
+    this.assertOpen();
     // One deadline for the whole call — waiting for a pooled socket, connecting, sending and
     // reading the body — not only for an idle socket: a connect that hangs must time out too.
     const timeoutMs = params.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -249,6 +252,7 @@ export class RestClient implements KubeClient {
   ): Promise<void> {
     const connection = await this.connect();
     if (signal.aborted) return;
+    this.assertOpen();
     return new Promise<void>((resolve, reject) => {
       let req: ClientRequest | undefined;
       const state = { settled: false };

@@ -98,6 +98,24 @@ describe('RestClient answers', () => {
     expect(requests).toBe(1);
   });
 
+  it('refuses calls made in the same tick as close, before they reach a socket (no connection outlives a stopped term)', async () => {
+    let requests = 0;
+    let connections = 0;
+    const client = await clientFor((_req, res) => {
+      requests++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    server?.on('connection', () => connections++);
+    await client.request('GET', '/api');
+    // Both calls have started, and wait for their connection, when the client closes.
+    const call = client.request('GET', '/api');
+    const watch = client.watch('/api/v1/services', {}, () => undefined, new AbortController().signal);
+    client.close();
+    await expect(call).rejects.toMatchObject({ reason: 'ClientClosed' });
+    await expect(watch).rejects.toMatchObject({ reason: 'ClientClosed' });
+    expect({ requests, connections }).toEqual({ requests: 1, connections: 1 });
+  });
+
   it('reports a refused connection as ConnectionFailed', async () => {
     const probe = createServer();
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
