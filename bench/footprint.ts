@@ -71,6 +71,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import type { KubeConfig } from '../src/kube/kubeconfig.js';
@@ -84,7 +85,7 @@ import { BENCH_AGENT, FLOOR_CLASS, isConverged, runFloor } from './support/floor
 import { QUIET_MS, requestsOf, waitLeader, waitQuiet, whileRunning, type Quiet } from './support/observe.js';
 import { CONTROLLER_SHAPE, controllerFlags, LEASE_NAME, LEASE_NAMESPACE, NAMESPACE_LABEL, POOL_SIZE, startFootprintCluster, type FootprintCluster } from './support/footprint-cluster.js';
 import { ensureImageNode, NODE_FLAGS } from '../hack/image.js';
-import { buildDist, procCpuSeconds, procMemory, spawnController, type ControllerProcess } from './support/process.js';
+import { buildDist, cpuBetween, findPid, procCpuSeconds, procMemory, sampleCpu, spawnController, type ControllerProcess } from './support/process.js';
 import { intFlag, stringFlags, machine, mb, median, round, sleep, table, UsageError } from './support/util.js';
 
 export const description = 'portico controller as its own process: cold start vs floor, quiet after a burst, RSS/CPU/requests at rest';
@@ -164,6 +165,8 @@ interface Context {
   signal: AbortSignal;
   /** Every process spawned, stopped on every exit path. */
   processes: Set<ControllerProcess>;
+  /** The control plane's processes, whose CPU each cold start and floor records. */
+  planePids: { apiServer: number | undefined; etcd: number | undefined };
   logDir: URL;
 }
 
@@ -224,6 +227,8 @@ interface ColdStart {
   /** From spawn to the process's first request to the API server (Node start, imports, setup). */
   firstRequestS: number | null;
   peakRssMb: number;
+  /** CPU seconds from spawn to convergence: the controller, the benchmark, the API server, etcd, the machine's idle and steal time. */
+  cpu: Record<string, number>;
   /** Only in the phase that also measured rest (the last --large round). */
   quiet?: Quiet;
   rest?: Rest;
@@ -239,12 +244,15 @@ async function coldStart(ctx: Context, services: number, namespace: string, name
   let proc: ControllerProcess | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
+    const cpuBefore = sampleCpu(ctx.planePids);
+    const benchBefore = process.cpuUsage();
     const spawnedAtMs = Date.now();
     const spawned = performance.now();
     proc = start(ctx, namespace);
     const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${name}: not converged after ${String(ctx.options.timeoutMs / 1000)} s (${String(completion.done())}/${String(services)})`)), ctx.options.timeoutMs)));
     const finished = await abortable(whileRunning(proc, Promise.race([completion.finished, timeout]), name), ctx.signal);
     if (finished === undefined) throw new Error(`${name}: the completion watch stopped early`);
+    const cpu = { controller: round(procCpuSeconds(proc.pid), 2), bench: benchCpuSince(benchBefore), ...cpuBetween(cpuBefore, sampleCpu(ctx.planePids)) };
     const seconds = (finished - spawned) / 1000;
     const convergedAtMs = performance.timeOrigin + finished;
     const records = await requestsOf(ctx, proc, spawnedAtMs, convergedAtMs);
@@ -254,6 +262,7 @@ async function coldStart(ctx: Context, services: number, namespace: string, name
       requests: records.filter((r) => !isLease(r)).length,
       firstRequestS: first === undefined ? null : round((first.at - spawnedAtMs) / 1000),
       peakRssMb: 0,
+      cpu,
     };
     log(`${name}: ${String(services)} Services converged ${seconds.toFixed(2)} s after spawn (first request at ${fmt(result.firstRequestS)} s)`);
     if (thenRest) {
@@ -272,14 +281,22 @@ async function coldStart(ctx: Context, services: number, namespace: string, name
   }
 }
 
-async function floor(ctx: Context, services: number, namespace: string, name: string): Promise<number> {
+function benchCpuSince(before: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(before);
+  return round((used.user + used.system) / 1e6, 2);
+}
+
+async function floor(ctx: Context, services: number, namespace: string, name: string): Promise<{ seconds: number; cpu: Record<string, number> }> {
   await ensureNamespace(ctx.client, namespace, NAMESPACE_LABEL);
   await createServices(ctx.client, namespace, services, shapes.floor, CREATE_CONCURRENCY);
   await sleep(1000);
   try {
+    const cpuBefore = sampleCpu(ctx.planePids);
+    const benchBefore = process.cpuUsage();
     const result = await abortable(runFloor(ctx.kc, namespace, { services, workers: ctx.workers, address: floorAddress }), ctx.signal);
+    const cpu = { bench: benchCpuSince(benchBefore), ...cpuBetween(cpuBefore, sampleCpu(ctx.planePids)) };
     log(`${name}: ${String(result.services)} Services in ${result.seconds.toFixed(2)} s`);
-    return round(result.seconds);
+    return { seconds: round(result.seconds), cpu };
   } finally {
     await deleteAllServices(ctx.client, namespace, CREATE_CONCURRENCY);
   }
@@ -298,6 +315,13 @@ interface Pair {
   coldStartRequests: number;
   coldStartFirstRequestS: number | null;
   coldStartPeakRssMb: number;
+  /**
+   * CPU seconds during each phase, to tell what a slow pair was made of: the controller (cold
+   * start only), this process (the floor's client, and in both phases the completion watch),
+   * the API server, etcd, and the machine's idle and steal time (both cores).
+   */
+  coldStartCpuS: Record<string, number>;
+  floorCpuS: Record<string, number>;
 }
 
 /** The n-th pair of a run (from 0) runs the floor first when n is even: the orders alternate. */
@@ -307,16 +331,17 @@ function orderOf(n: number): Order {
 
 async function coldAndFloor(ctx: Context, roundIndex: number, order: Order, services: number, id: string, thenRest: boolean): Promise<{ pair: Pair; cold: ColdStart }> {
   const cold = (): Promise<ColdStart> => coldStart(ctx, services, `${id}-cold`, `${id} cold start`, thenRest);
-  const bare = (): Promise<number> => floor(ctx, services, `${id}-floor`, `${id} floor`);
+  const bare = (): Promise<{ seconds: number; cpu: Record<string, number> }> => floor(ctx, services, `${id}-floor`, `${id} floor`);
   let c: ColdStart;
-  let floorS: number;
+  let f: { seconds: number; cpu: Record<string, number> };
   if (order === 'floor first') {
-    floorS = await bare();
+    f = await bare();
     c = await cold();
   } else {
     c = await cold();
-    floorS = await bare();
+    f = await bare();
   }
+  const floorS = f.seconds;
   return {
     cold: c,
     pair: {
@@ -328,6 +353,8 @@ async function coldAndFloor(ctx: Context, roundIndex: number, order: Order, serv
       coldStartRequests: c.requests,
       coldStartFirstRequestS: c.firstRequestS,
       coldStartPeakRssMb: c.peakRssMb,
+      coldStartCpuS: c.cpu,
+      floorCpuS: f.cpu,
     },
   };
 }
@@ -405,6 +432,10 @@ function medianOrNull(values: readonly (number | null)[]): number | null {
   return Number.isFinite(m) ? round(m) : null;
 }
 
+function cpuCells(cpu: Record<string, number>, client: string): string {
+  return [cpu[client], cpu.apiServer, cpu.idle].map((v) => fmt(v)).join(', ');
+}
+
 function fmt(value: number | null | undefined, digits = 2): string {
   return value === null || value === undefined ? 'never' : value.toFixed(digits);
 }
@@ -428,7 +459,12 @@ export async function run(args: string[]): Promise<void> {
     const nodeVersion = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
     cluster = await startFootprintCluster(options.auditMode);
     const { cp, controllerKubeconfig, kc, client, audit } = cluster;
-    const ctx: Context = { cp, controllerKubeconfig, kc, client, audit, options, workers, node, signal: abort.signal, processes, logDir };
+    const planePids = {
+      apiServer: findPid((argv) => (argv[0] ?? '').endsWith('kube-apiserver') && argv.includes(`--tls-cert-file=${join(cp.dir, 'apiserver.crt')}`)),
+      etcd: findPid((argv) => (argv[0] ?? '').endsWith('etcd') && argv.includes(`--data-dir=${join(cp.dir, 'etcd-data')}`)),
+    };
+    if (planePids.apiServer === undefined || planePids.etcd === undefined) log(`the control plane's processes were not found (${JSON.stringify(planePids)}): their CPU is not recorded`);
+    const ctx: Context = { cp, controllerKubeconfig, kc, client, audit, options, workers, node, signal: abort.signal, processes, logDir, planePids };
     log(`${cp.version}; controller on Node ${nodeVersion} (${options.runtime}), floor on ${process.version}; ${String(options.services)} Services, ${String(options.rounds)} round(s), ${String(options.restS)} s at rest; floor at ${String(workers)} workers; audit log ${options.auditMode}${options.large > 0 ? `; then ${String(options.large)} Services` : ''}`);
 
     const rounds: Round[] = [];
@@ -532,10 +568,20 @@ export async function run(args: string[]): Promise<void> {
     await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
 
     const pairRows = [
-      ['round', 'order', 'cold s', 'floor s', 'coldStartRatio', 'first request s', 'peak RSS MB'],
-      ...pairs.map((r) => [String(r.round), r.order, r.coldStartS.toFixed(2), r.floorS.toFixed(2), r.coldStartRatio.toFixed(2), fmt(r.coldStartFirstRequestS), r.coldStartPeakRssMb.toFixed(0)]),
-      ['median', '', result.coldStartS.toFixed(2), result.floorS.toFixed(2), result.coldStartRatio.toFixed(2), '', ''],
-      ['target', '', '', '', '<= 1.25', '', ''],
+      ['round', 'order', 'cold s', 'floor s', 'coldStartRatio', 'first request s', 'peak RSS MB', 'CPU s cold (controller, API server, idle)', 'CPU s floor (client, API server, idle)'],
+      ...pairs.map((r) => [
+        String(r.round),
+        r.order,
+        r.coldStartS.toFixed(2),
+        r.floorS.toFixed(2),
+        r.coldStartRatio.toFixed(2),
+        fmt(r.coldStartFirstRequestS),
+        r.coldStartPeakRssMb.toFixed(0),
+        cpuCells(r.coldStartCpuS, 'controller'),
+        cpuCells(r.floorCpuS, 'bench'),
+      ]),
+      ['median', '', result.coldStartS.toFixed(2), result.floorS.toFixed(2), result.coldStartRatio.toFixed(2), '', '', '', ''],
+      ['target', '', '', '', '<= 1.25', '', '', '', ''],
     ];
     const rows = [
       ['round', 'burstS', 'quietAfterBurstS', 'restRssMb (min-max)', 'restCpuSPerMin', 'steady', 'restRequests', 'restLeaseRequests'],

@@ -3,7 +3,7 @@
  * `node <NODE_FLAGS> dist/src/cli.js`), and what /proc says about it: RSS and CPU time.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
@@ -114,4 +114,41 @@ export function procCpuSeconds(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // utime and stime are fields 14 and 15 of stat(5); here indexes 11 and 12.
   return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+}
+
+/** The pid of the process whose command line satisfies `match`, from /proc. */
+export function findPid(match: (argv: readonly string[]) => boolean): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      if (match(argv)) return Number(entry);
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return undefined;
+}
+
+/** CPU seconds so far: of some processes, and of the machine's idle and steal time (/proc/stat). */
+export interface CpuSample {
+  processes: Record<string, number>;
+  idleS: number;
+  stealS: number;
+}
+
+export function sampleCpu(pids: Readonly<Record<string, number | undefined>>): CpuSample {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+  // "cpu  user nice system idle iowait irq softirq steal ...", in clock ticks.
+  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const processes: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(pids)) if (pid !== undefined) processes[name] = procCpuSeconds(pid);
+  return { processes, idleS: ((fields[3] ?? 0) + (fields[4] ?? 0)) / clockTicks, stealS: (fields[7] ?? 0) / clockTicks };
+}
+
+/** What each process, and the machine's idle and steal time, used between two samples. */
+export function cpuBetween(from: CpuSample, to: CpuSample): Record<string, number> {
+  const used: Record<string, number> = {};
+  for (const [name, seconds] of Object.entries(to.processes)) used[name] = Math.round((seconds - (from.processes[name] ?? seconds)) * 100) / 100;
+  return { ...used, idle: Math.round((to.idleS - from.idleS) * 100) / 100, steal: Math.round((to.stealS - from.stealS) * 100) / 100 };
 }
