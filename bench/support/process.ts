@@ -106,14 +106,18 @@ export function procMemory(pid: number): { rssBytes: number; hwmBytes: number } 
 
 let clockTicks: number | undefined;
 
+/** The kernel's clock ticks per second, the unit of /proc's CPU times. */
+function ticksPerSecond(): number {
+  return (clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()));
+}
+
 /** User + system CPU seconds of a process so far, from /proc/<pid>/stat (utime, stime). */
 export function procCpuSeconds(pid: number): number {
-  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
   const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8');
   // The command name may contain spaces: fields are counted after its closing parenthesis.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // utime and stime are fields 14 and 15 of stat(5); here indexes 11 and 12.
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond();
 }
 
 /** The pid of the process whose command line satisfies `match`, from /proc. */
@@ -138,12 +142,12 @@ export interface CpuSample {
 }
 
 export function sampleCpu(pids: Readonly<Record<string, number | undefined>>): CpuSample {
-  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+  const ticks = ticksPerSecond();
   // "cpu  user nice system idle iowait irq softirq steal ...", in clock ticks.
   const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
   const processes: Record<string, number> = {};
   for (const [name, pid] of Object.entries(pids)) if (pid !== undefined) processes[name] = procCpuSeconds(pid);
-  return { processes, idleS: ((fields[3] ?? 0) + (fields[4] ?? 0)) / clockTicks, stealS: (fields[7] ?? 0) / clockTicks };
+  return { processes, idleS: ((fields[3] ?? 0) + (fields[4] ?? 0)) / ticks, stealS: (fields[7] ?? 0) / ticks };
 }
 
 /** What each process, and the machine's idle and steal time, used between two samples. */
