@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { IMAGE_ENV, NODE_FLAGS } from '../../hack/image.js';
+import { round } from './util.js';
 
 /** Compiles src/ to dist/ (gitignored) once, as the image build does. */
 export function buildDist(root: string): void {
@@ -153,6 +154,6 @@ export function sampleCpu(pids: Readonly<Record<string, number | undefined>>): C
 /** What each process, and the machine's idle and steal time, used between two samples. */
 export function cpuBetween(from: CpuSample, to: CpuSample): Record<string, number> {
   const used: Record<string, number> = {};
-  for (const [name, seconds] of Object.entries(to.processes)) used[name] = Math.round((seconds - (from.processes[name] ?? seconds)) * 100) / 100;
-  return { ...used, idle: Math.round((to.idleS - from.idleS) * 100) / 100, steal: Math.round((to.stealS - from.stealS) * 100) / 100 };
+  for (const [name, seconds] of Object.entries(to.processes)) used[name] = round(seconds - (from.processes[name] ?? seconds), 2);
+  return { ...used, idle: round(to.idleS - from.idleS, 2), steal: round(to.stealS - from.stealS, 2) };
 }

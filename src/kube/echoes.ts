@@ -13,10 +13,11 @@
  *
  * Safe by construction: a raw line or answer is matched only when its own `metadata.uid` and
  * `metadata.resourceVersion` both equal those of a kept object (one object at one version),
- * and only in the API server's field order; anything else is parsed as before. A kept answer whose event never comes (a relist in
- * between, a selector that excludes it) is dropped after `MAX_AGE_MS` or once `MAX_KEPT` newer
- * ones are kept; kept events go once no such write is in flight. Callers must treat the
- * answer of a write they opted in as read-only: the informer caches that very object.
+ * and only in the API server's field order; anything else is parsed as before. A kept answer
+ * whose event never comes (a relist in between, a selector that excludes it) is dropped after
+ * `MAX_AGE_MS` or once `MAX_KEPT` newer ones are kept; kept events go once no such write is in
+ * flight. Callers must treat the answer of a write they opted in as read-only: the informer
+ * caches that very object.
  */
 
 export const MAX_KEPT = 2048;
