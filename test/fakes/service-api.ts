@@ -22,6 +22,8 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
  */
 export class FakeServiceApi implements KubeClient {
   readonly writes: { method: string; path: string; body: unknown }[] = [];
+  /** Runs as a write reaches the fake, before it is applied: someone else's change in between. */
+  beforeWrite: ((method: string, path: string) => void) | undefined;
   private version = 100;
 
   constructor(private readonly services: FakeCache<V1Service>) {}
@@ -32,7 +34,10 @@ export class FakeServiceApi implements KubeClient {
   }
 
   request<T>(method: string, path: string, params: RequestParams = {}): Promise<T> {
-    if (method !== 'GET') this.writes.push({ method, path, body: params.body });
+    if (method !== 'GET') {
+      this.writes.push({ method, path, body: params.body });
+      this.beforeWrite?.(method, path);
+    }
     if (path.includes('/events')) return Promise.resolve({} as T);
     const match = /^\/api\/v1\/namespaces\/([^/]+)\/services\/([^/]+)(\/status)?$/.exec(path);
     if (!match) return Promise.reject(new KubeApiError(404, 'NotFound', `${method} ${path}: not in this fake`));
@@ -53,6 +58,7 @@ export class FakeServiceApi implements KubeClient {
       this.services.delete(key);
       return Promise.resolve(next as T);
     }
+    // The cache (the watch) sees the write before its answer arrives, as it often does.
     this.services.set(next);
     return Promise.resolve(structuredClone(next) as T);
   }

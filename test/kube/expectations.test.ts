@@ -3,9 +3,10 @@ import { WriteExpectations } from '../../src/kube/expectations.js';
 import { FakeClock } from '../fakes/clock.js';
 
 describe('WriteExpectations', () => {
-  const setup = (): { clock: FakeClock; exp: WriteExpectations } => {
+  const setup = (): { clock: FakeClock; exp: WriteExpectations; foreign: string[] } => {
     const clock = new FakeClock();
-    return { clock, exp: new WriteExpectations(clock, 10_000) };
+    const foreign: string[] = [];
+    return { clock, exp: new WriteExpectations(clock, 10_000, (key) => foreign.push(key)), foreign };
   };
 
   it('treats a foreign change as work and our own writes as nothing new', () => {
@@ -32,6 +33,48 @@ describe('WriteExpectations', () => {
     expect(exp.delivered('ns/a', '7')).toBe('foreign');
     exp.wrote('ns/a', '7');
     expect(exp.staleFor('ns/a')).toBe(0);
+  });
+
+  it('knows an event that arrives while its write is in flight as ours once the write answers', () => {
+    const { exp, foreign } = setup();
+    exp.writing('ns/a');
+    expect(exp.delivered('ns/a', '7')).toBe('undecided');
+    exp.wrote('ns/a', '7');
+    expect(foreign).toEqual([]);
+    expect(exp.staleFor('ns/a')).toBe(0);
+    // The next write, answered first, is waited for as before.
+    exp.writing('ns/a');
+    exp.wrote('ns/a', '8');
+    expect(exp.staleFor('ns/a')).toBe(10_000);
+    expect(exp.delivered('ns/a', '8')).toBe('resume');
+    expect(foreign).toEqual([]);
+  });
+
+  it.each([
+    { case: 'someone else wrote before our write answered', delivered: ['6', '7'], answer: '7' },
+    { case: 'someone else wrote after our write, both events first', delivered: ['7', '8'], answer: '7' },
+    { case: 'our write failed or had nothing to write', delivered: ['6'], answer: undefined },
+  ])('reports a version delivered during the write that was not its own as foreign, once it answers: $case', ({ delivered, answer }) => {
+    const { exp, foreign } = setup();
+    exp.writing('ns/a');
+    for (const version of delivered) expect(exp.delivered('ns/a', version)).toBe('undecided');
+    expect(foreign).toEqual([]);
+    exp.wrote('ns/a', answer);
+    expect(foreign).toEqual(['ns/a']);
+    // Decided once: a later write of ours does not report it again.
+    exp.writing('ns/a');
+    exp.wrote('ns/a', '9');
+    expect(foreign).toEqual(['ns/a']);
+  });
+
+  it('does not wait for a write whose object was deleted while it was in flight', () => {
+    const { exp, foreign } = setup();
+    exp.writing('ns/a');
+    exp.forget('ns/a');
+    exp.wrote('ns/a', undefined);
+    expect(exp.staleFor('ns/a')).toBe(0);
+    expect(exp.delivered('ns/a', '3')).toBe('foreign');
+    expect(foreign).toEqual([]);
   });
 
   it('a foreign change between our writes is still work', () => {

@@ -130,7 +130,7 @@ export class LoadBalancerController implements HandlerTarget {
 
   constructor(private readonly options: LoadBalancerControllerOptions) {
     this.queue = new WorkQueue({ name: 'loadbalancer', clock: options.clock, registry: options.registry });
-    this.expectations = new WriteExpectations(options.clock, STALE_CACHE_TIMEOUT_MS);
+    this.expectations = new WriteExpectations(options.clock, STALE_CACHE_TIMEOUT_MS, (key) => this.queue.add(key));
     this.metrics = createMetrics(options.registry);
     this.executor = new LoadBalancerExecutor({ ...options, expectations: this.expectations });
     options.services.on(serviceHandlers(this));

@@ -125,36 +125,39 @@ export class LoadBalancerExecutor {
 
   /** Finalizer and `provisioned-by` in one write, before any provider call, so nothing is ever leaked. */
   async claim(service: V1Service, providerClass: string, signal: AbortSignal): Promise<V1Service> {
-    const { object, wrote } = await patchWithRetry(this.options.client, servicePath(service), service, (s) => claimPatch(s, OWNERSHIP, providerClass), { signal, shareWithWatch: true });
-    if (wrote) this.expect(object);
+    const { object } = await this.expect(service, true, () => patchWithRetry(this.options.client, servicePath(service), service, (s) => claimPatch(s, OWNERSHIP, providerClass), { signal, shareWithWatch: true }));
     return object;
   }
 
   /** Removes the finalizer and `provisioned-by`; `deleting` Services are gone right after. */
   async release(service: V1Service, deleting: boolean, signal: AbortSignal): Promise<void> {
     // A deleting Service's answer is not shared: its watch event is the deletion, never matched.
-    const released = await patchWithRetry(this.options.client, servicePath(service), service, (s) => releasePatch(s, OWNERSHIP), { signal, shareWithWatch: !deleting });
-    if (released.wrote && !deleting) this.expect(released.object);
+    await this.expect(service, !deleting, () => patchWithRetry(this.options.client, servicePath(service), service, (s) => releasePatch(s, OWNERSHIP), { signal, shareWithWatch: !deleting }));
   }
 
   /** Writes the status `outcome` implies, only when it differs; returns the object as it is now. */
   async writeStatus(service: V1Service, outcome: Outcome, signal: AbortSignal): Promise<{ object: V1Service; wrote: boolean }> {
     const now = new Date(this.options.clock.now());
-    const result = await patchStatus(
-      this.options.client,
-      servicePath(service),
-      service as V1Service & { status?: Record<string, unknown> },
-      (s) => statusPatch(desiredStatus(s, outcome, now)),
-      signal,
-      true,
+    return this.expect(service, true, () =>
+      patchStatus(this.options.client, servicePath(service), service as V1Service & { status?: Record<string, unknown> }, (s) => statusPatch(desiredStatus(s, outcome, now)), signal, true),
     );
-    if (result.wrote) this.expect(result.object);
-    return result;
   }
 
-  /** Remembers our write so reconciles skip cached copies older than it. */
-  private expect(written: V1Service): void {
-    const resourceVersion = written.metadata?.resourceVersion;
-    if (resourceVersion) this.options.expectations.wrote(objectKey(written), resourceVersion);
+  /**
+   * Tells the expectations about a write to `service` while it is in flight, then what it wrote,
+   * so reconciles skip cached copies older than it and its watch event is known as ours even
+   * when it comes before the answer. `echoed`: the object stays, so its event will come.
+   */
+  private async expect<T extends { object: V1Service; wrote: boolean }>(service: V1Service, echoed: boolean, write: () => Promise<T>): Promise<T> {
+    const key = objectKey(service);
+    let written: string | undefined;
+    this.options.expectations.writing(key);
+    try {
+      const result = await write();
+      if (result.wrote && echoed) written = result.object.metadata?.resourceVersion || undefined;
+      return result;
+    } finally {
+      this.options.expectations.wrote(key, written);
+    }
   }
 }

@@ -36,7 +36,8 @@ export function serviceHandlers(target: HandlerTarget): InformerHandlers<V1Servi
       const recreated = old.metadata?.uid !== s.metadata?.uid;
       if (deletionStarted || recreated) target.supersede(key);
       // Our own write coming back carries nothing to react to, unless a relist folded someone
-      // else's change into it.
+      // else's change into it. One that arrives before its answer is 'undecided': the answer
+      // settles it (expectations' onForeign queues the key if it was not ours).
       const foreignChange = delivery === 'foreign' || !sameInputs(old, s) || old.metadata?.deletionTimestamp !== s.metadata?.deletionTimestamp;
       if (delivery === 'resume' || (foreignChange && (target.relevant(s) || target.relevant(old)))) target.enqueue(key);
     },

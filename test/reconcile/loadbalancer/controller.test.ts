@@ -108,6 +108,27 @@ describe('LoadBalancerController', () => {
     expect(h.provider.callsFor('default/web', 'ensure')).toHaveLength(2);
   });
 
+  it('does not queue a Service again for its own writes, whose watch events arrive before their answers', async () => {
+    const h = await harness({ services: [svc('web', withClass(TEST_CLOUD))] });
+    await h.reconcile('web');
+    expect(h.api.objectWrites()).toHaveLength(2);
+    expect(h.controller.queue.len()).toBe(0);
+  });
+
+  it('queues a Service again when someone else changed it while our write was in flight', async () => {
+    const h = await harness({ services: [svc('web', withClass(TEST_CLOUD))] });
+    h.api.beforeWrite = (_method, path) => {
+      if (!path.endsWith('/status')) return;
+      h.api.beforeWrite = undefined;
+      const current = h.service('web');
+      if (!current) throw new Error('missing');
+      // Not an input of ours (spec, labels, annotations): only the version tells it is not our write.
+      h.services.set({ ...current, metadata: { ...current.metadata, resourceVersion: '999' }, status: { loadBalancer: { ingress: [{ ip: '203.0.113.9' }] } } });
+    };
+    await h.reconcile('web');
+    expect(h.controller.queue.len()).toBe(1);
+  });
+
   it('updates backends only (no ensure, no write) when the eligible node set changes', async () => {
     const h = await harness({ services: [svc('web', withClass(TEST_CLOUD))] });
     await h.reconcile('web');
