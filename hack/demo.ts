@@ -17,7 +17,7 @@ import { parseControllerFlags } from '../src/cmd/config.js';
 import { applyYaml } from '../src/kube/apply.js';
 import { createLogger } from '../src/kube/logger.js';
 import { RestClient } from '../src/kube/rest.js';
-import { startController } from '../src/cmd/controller.js';
+import { startController, type RunningController } from '../src/cmd/controller.js';
 import { loadKubeConfig } from '../src/kube/kubeconfig.js';
 import { packageRoot } from '../src/paths.js';
 import { READY_CONDITION } from '../src/reconcile/loadbalancer/planner.js';
@@ -60,11 +60,14 @@ export async function runDemo(args: string[]): Promise<void> {
   const controlPlane = await startControlPlane({ log: (line) => say(line) });
   say(`[demo] kubeconfig: ${controlPlane.kubeconfigPath}${once ? ' (removed again at the end: --once)' : ''}`);
   const shutdown = new AbortController();
+  let controller: RunningController | undefined;
   let cleaned = false;
   const cleanup = async (): Promise<void> => {
     if (cleaned) return;
     cleaned = true;
     shutdown.abort();
+    // The controller hands back its Lease and closes its connections while the API server is still up.
+    await controller?.done;
     await awsDemo?.stop();
     await controlPlane.stop();
   };
@@ -100,7 +103,7 @@ export async function runDemo(args: string[]): Promise<void> {
       '--health-addr=127.0.0.1:0',
       `--log-level=${logLevel}`,
     ]);
-    const controller = await startController(config, shutdown.signal, { logger: createLogger(logLevel, process.stderr) });
+    controller = await startController(config, shutdown.signal, { logger: createLogger(logLevel, process.stderr) });
     const metrics = controller.servers[0]?.address() as AddressInfo | null;
     say(`[demo] controller running (metrics: http://127.0.0.1:${String(metrics?.port ?? '?')}/metrics)`);
 
