@@ -69,6 +69,8 @@ interface ProcessEvent {
   event: 'started' | 'lost' | 'memory';
   rss?: number;
   heapUsed?: number;
+  heapTotal?: number;
+  external?: number;
   gc?: boolean;
 }
 
@@ -134,6 +136,10 @@ interface Term {
   rssMb: number;
   rssAfterGcMb: number;
   heapUsedAfterGcMb: number;
+  /** What V8 keeps committed for its heap after GC, used or not. */
+  heapTotalAfterGcMb: number;
+  /** Memory outside the V8 heap that JavaScript objects hold (Buffers, TLS and other native objects). */
+  externalAfterGcMb: number;
 }
 
 /** Least-squares slope of y over x; NaN with fewer than two points. */
@@ -191,6 +197,8 @@ export async function run(args: string[]): Promise<void> {
         rssMb: mb(rssBytes),
         rssAfterGcMb: mb(memory.rss ?? NaN),
         heapUsedAfterGcMb: mb(memory.heapUsed ?? NaN),
+        heapTotalAfterGcMb: mb(memory.heapTotal ?? NaN),
+        externalAfterGcMb: mb(memory.external ?? NaN),
       };
       terms.push(row);
       log(`term ${String(term)}: RSS ${String(row.rssMb)} MB; after GC RSS ${String(row.rssAfterGcMb)} MB, heap ${String(row.heapUsedAfterGcMb)} MB; ${quiet.seconds === null ? 'never quiet' : `quiet after ${String(quiet.seconds)} s`}`);
@@ -243,8 +251,17 @@ export async function run(args: string[]): Promise<void> {
     const out = new URL('./results/footprint-terms.json', import.meta.url);
     await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
     const rows = [
-      ['term', 'regained s', 'quiet s', 'RSS MB', 'RSS after GC MB', 'heap after GC MB'],
-      ...terms.map((t) => [String(t.term), t.regainedS === null ? '-' : t.regainedS.toFixed(1), t.quietS === null ? 'never' : t.quietS.toFixed(1), t.rssMb.toFixed(1), t.rssAfterGcMb.toFixed(1), t.heapUsedAfterGcMb.toFixed(1)]),
+      ['term', 'regained s', 'quiet s', 'RSS MB', 'RSS after GC MB', 'heap after GC MB', 'heap committed MB', 'external MB'],
+      ...terms.map((t) => [
+        String(t.term),
+        t.regainedS === null ? '-' : t.regainedS.toFixed(1),
+        t.quietS === null ? 'never' : t.quietS.toFixed(1),
+        t.rssMb.toFixed(1),
+        t.rssAfterGcMb.toFixed(1),
+        t.heapUsedAfterGcMb.toFixed(1),
+        t.heapTotalAfterGcMb.toFixed(1),
+        t.externalAfterGcMb.toFixed(1),
+      ]),
     ];
     process.stdout.write(
       `\nterms: one process, ${String(terms.length)} leadership terms, ${String(options.services)} Services (${cp.version})\n${table(rows)}\n` +
