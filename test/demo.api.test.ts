@@ -24,7 +24,7 @@ describe('portico demo', () => {
     expect(dir).toBeDefined();
     expect(existsSync(dir ?? '/nonexistent')).toBe(false);
     // The controller stops (and hands back its Lease) before the control plane does: a clean
-    // run logs no warning or error, at the end either.
+    // run logs no warning or error, not even as it ends.
     expect(output).not.toMatch(/"level":(40|50|60)/);
   }, 120_000);
 });
